@@ -1,0 +1,82 @@
+# mod_redox_verify: build with apxs, test against Debian's apache2.
+#
+#   make          build .libs/mod_redox_verify.so
+#   make run      install missing Debian packages, build, start a demo Apache
+#   make test     install missing Debian packages, build, run every test
+#   make install  apxs -i plus the a2enmod files (DESTDIR is honoured)
+
+APXS      ?= $(shell command -v apxs2 || command -v apxs || echo apxs)
+PYTHON    ?= /usr/bin/python3
+CC        ?= cc
+LIBEXECDIR = $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
+SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR 2>/dev/null)
+MODS_AVAILABLE = $(SYSCONFDIR)/mods-available
+
+PKGS      = openssl jansson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lssl -lcrypto -ljansson)
+WARN      = -Wall -Wextra
+EXTRA_CFLAGS ?=
+EXTRA_LDFLAGS ?=
+
+SRCS      = mod_redox_verify.c rv_core.c
+HDRS      = rv_core.h
+MODULE    = .libs/mod_redox_verify.so
+
+# Debian packages the build and the tests need.
+DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config
+DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
+
+.PHONY: all deps deps-build run test unit integration install uninstall clean
+
+all: $(MODULE)
+
+$(MODULE): $(SRCS) $(HDRS)
+	$(APXS) -c -n redox_verify -o mod_redox_verify.la \
+	    $(addprefix -Wc$(,),$(WARN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)) \
+	    $(addprefix -Wl$(,),$(EXTRA_LDFLAGS)) \
+	    $(SRCS) $(PKG_LIBS)
+
+, := ,
+
+# Installs only what is missing, so it is quick on a prepared machine.
+deps-build:
+	@tools/ensure-debs $(DEB_BUILD)
+
+deps: deps-build
+	@tools/ensure-debs $(DEB_TEST)
+
+run: deps-build
+	@$(MAKE) --no-print-directory all
+	@demo/run
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+unit: tests/unit/test_rv_core
+	tests/unit/test_rv_core
+
+tests/unit/test_rv_core: tests/unit/test_rv_core.c rv_core.c $(HDRS)
+	$(CC) $(WARN) -g -O1 -I. $$(pkg-config --cflags apr-1 openssl) \
+	    $(EXTRA_CFLAGS) -o $@ tests/unit/test_rv_core.c rv_core.c \
+	    $$(pkg-config --libs apr-1 openssl cmocka) $(EXTRA_LDFLAGS)
+
+integration: $(MODULE)
+	$(PYTHON) -m pytest -q tests/integration
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MODS_AVAILABLE)
+	$(APXS) -i -S LIBEXECDIR=$(DESTDIR)$(LIBEXECDIR) -n redox_verify \
+	    mod_redox_verify.la
+	install -m 644 conf/redox_verify.load conf/redox_verify.conf \
+	    $(DESTDIR)$(MODS_AVAILABLE)/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_redox_verify.so \
+	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.load \
+	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.conf
+
+clean:
+	rm -rf .libs *.la *.lo *.o *.slo tests/unit/test_rv_core

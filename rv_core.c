@@ -1,0 +1,516 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * rv_core: header parsing, token values, the token set and the decision.
+ * Nothing here knows about request_rec; see rv_core.h.
+ */
+
+#include <string.h>
+#include <stdlib.h>
+
+#include <apr_strings.h>
+#include <apr_hash.h>
+#include <apr_env.h>
+#include <apr_file_io.h>
+#include <apr_thread_proc.h>
+#include <apr_lib.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "rv_core.h"
+
+static const char *const outcome_names[RV_OUTCOME_COUNT] = {
+    "ok", "missing", "malformed", "wrong-token", "mismatch", "no-tokens"
+};
+
+const char *rv_outcome_name(rv_outcome o)
+{
+    return (o >= 0 && o < RV_OUTCOME_COUNT) ? outcome_names[o] : "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+/* Header parsing                                                      */
+
+#define IS_VISIBLE(c) ((unsigned char)(c) > 0x20 && (unsigned char)(c) < 0x7f)
+#define IS_OWS(c)     ((c) == ' ' || (c) == '\t')
+
+/* Reads a token at p: a run of visible ASCII, then optional trailing
+ * whitespace, then the end of the value. */
+static rv_presence token_at(const char *p, const char **tok, apr_size_t *len)
+{
+    const char *start = p;
+
+    while (IS_VISIBLE(*p)) {
+        p++;
+    }
+    if (p == start) {
+        return RV_BAD;
+    }
+    *tok = start;
+    *len = (apr_size_t)(p - start);
+    while (IS_OWS(*p)) {
+        p++;
+    }
+    return *p == '\0' ? RV_PRESENT : RV_BAD;
+}
+
+rv_presence rv_parse_bearer(const char *value, const char **tok,
+                            apr_size_t *len)
+{
+    const char *p;
+
+    if (value == NULL) {
+        return RV_ABSENT;
+    }
+    p = value;
+    while (IS_OWS(*p)) {
+        p++;
+    }
+    if (strncasecmp(p, "bearer", 6) != 0) {
+        return RV_ABSENT;                /* Basic, Digest, ... */
+    }
+    p += 6;
+    if (*p == '\0') {
+        return RV_BAD;                   /* "Bearer" alone */
+    }
+    if (*p != ' ') {
+        /* "Bearer\t..." is a Bearer header a Redox client could not have
+         * sent; "Bearerish x" is some other scheme. */
+        return *p == '\t' ? RV_BAD : RV_ABSENT;
+    }
+    while (*p == ' ') {
+        p++;
+    }
+    return token_at(p, tok, len);
+}
+
+rv_presence rv_parse_vtoken(const char *value, const char **tok,
+                            apr_size_t *len)
+{
+    if (value == NULL) {
+        return RV_ABSENT;
+    }
+    while (IS_OWS(*value)) {
+        value++;
+    }
+    return token_at(value, tok, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Digest                                                              */
+
+static EVP_MD *sha256_md;
+
+int rv_digest_init(void)
+{
+    if (sha256_md == NULL) {
+        sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    }
+    return sha256_md != NULL;
+}
+
+int rv_digest(const void *data, apr_size_t len,
+              unsigned char out[RV_DIGEST_LEN])
+{
+    const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
+    unsigned int outlen = 0;
+
+    if (!EVP_Digest(data, len, out, &outlen, md, NULL)) {
+        return 0;
+    }
+    return outlen == RV_DIGEST_LEN;
+}
+
+/* ------------------------------------------------------------------ */
+/* Token set                                                           */
+
+typedef struct {
+    unsigned char digest[RV_DIGEST_LEN];
+    const char *name;                    /* NULL marks an empty slot */
+} rv_slot;
+
+struct rv_tokenset {
+    apr_pool_t *pool;
+    rv_slot *slots;
+    apr_uint32_t mask;                   /* slot count - 1 (a power of 2) */
+    int count;
+    apr_hash_t *names;                   /* for the duplicate check */
+};
+
+static apr_uint32_t slot_index(const unsigned char *d, apr_uint32_t mask)
+{
+    /* The digest is uniformly distributed: its first bytes are the hash. */
+    return ((apr_uint32_t)d[0] << 24 | (apr_uint32_t)d[1] << 16
+            | (apr_uint32_t)d[2] << 8 | (apr_uint32_t)d[3]) & mask;
+}
+
+rv_tokenset *rv_tokenset_make(apr_pool_t *p)
+{
+    rv_tokenset *s = apr_pcalloc(p, sizeof(*s));
+
+    s->pool = p;
+    s->mask = 7;
+    s->slots = apr_pcalloc(p, (s->mask + 1) * sizeof(rv_slot));
+    s->names = apr_hash_make(p);
+    return s;
+}
+
+static void slot_put(rv_slot *slots, apr_uint32_t mask, const rv_slot *e)
+{
+    apr_uint32_t i = slot_index(e->digest, mask);
+
+    while (slots[i].name != NULL) {
+        i = (i + 1) & mask;
+    }
+    slots[i] = *e;
+}
+
+const char *rv_tokenset_add(rv_tokenset *s, const char *name,
+                            const unsigned char digest[RV_DIGEST_LEN])
+{
+    const char *other;
+    rv_slot e;
+
+    if (apr_hash_get(s->names, name, APR_HASH_KEY_STRING) != NULL) {
+        return apr_psprintf(s->pool, "duplicate NAME '%s' in this scope",
+                            name);
+    }
+    other = rv_tokenset_lookup(s, digest);
+    if (other != NULL) {
+        return apr_psprintf(s->pool, "the token of '%s' is the same as the "
+                            "token of '%s' in this scope", name, other);
+    }
+
+    /* Keep the table at most half full so probe chains stay short. */
+    if ((apr_uint32_t)(s->count + 1) * 2 > s->mask + 1) {
+        apr_uint32_t i, mask = s->mask * 2 + 1;
+        rv_slot *slots = apr_pcalloc(s->pool, (mask + 1) * sizeof(rv_slot));
+
+        for (i = 0; i <= s->mask; i++) {
+            if (s->slots[i].name != NULL) {
+                slot_put(slots, mask, &s->slots[i]);
+            }
+        }
+        s->slots = slots;
+        s->mask = mask;
+    }
+
+    memcpy(e.digest, digest, RV_DIGEST_LEN);
+    e.name = apr_pstrdup(s->pool, name);
+    slot_put(s->slots, s->mask, &e);
+    apr_hash_set(s->names, e.name, APR_HASH_KEY_STRING, e.name);
+    s->count++;
+    return NULL;
+}
+
+const char *rv_tokenset_lookup(const rv_tokenset *s,
+                               const unsigned char digest[RV_DIGEST_LEN])
+{
+    apr_uint32_t i;
+
+    if (s == NULL || s->count == 0) {
+        return NULL;
+    }
+    /* The slot is chosen by the digest of the presented token, which says
+     * nothing usable about any configured secret; each candidate in the
+     * probe chain is compared in constant time. */
+    i = slot_index(digest, s->mask);
+    while (s->slots[i].name != NULL) {
+        if (CRYPTO_memcmp(s->slots[i].digest, digest, RV_DIGEST_LEN) == 0) {
+            return s->slots[i].name;
+        }
+        i = (i + 1) & s->mask;
+    }
+    return NULL;
+}
+
+int rv_tokenset_count(const rv_tokenset *s)
+{
+    return s ? s->count : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The decision                                                        */
+
+rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
+                     const char *authorization, const char *vtoken,
+                     const char **name, unsigned char digest[RV_DIGEST_LEN])
+{
+    const char *a = NULL, *v = NULL, *tok;
+    apr_size_t alen = 0, vlen = 0, len;
+    rv_presence pa = RV_ABSENT, pv = RV_ABSENT;
+
+    *name = NULL;
+    if (rv_tokenset_count(s) == 0) {
+        return RV_NO_TOKENS;                       /* fail closed */
+    }
+    if (mode != RV_HDR_VTOKEN) {
+        pa = rv_parse_bearer(authorization, &a, &alen);
+    }
+    if (mode != RV_HDR_BEARER) {
+        pv = rv_parse_vtoken(vtoken, &v, &vlen);
+    }
+    if (pa == RV_BAD || pv == RV_BAD) {
+        return RV_MALFORMED;
+    }
+    switch (mode) {
+    case RV_HDR_BOTH:
+        if (pa == RV_ABSENT || pv == RV_ABSENT) {
+            return RV_MISSING;
+        }
+        break;
+    case RV_HDR_ANY:
+        if (pa == RV_ABSENT && pv == RV_ABSENT) {
+            return RV_MISSING;
+        }
+        break;
+    case RV_HDR_BEARER:
+        if (pa == RV_ABSENT) {
+            return RV_MISSING;
+        }
+        break;
+    case RV_HDR_VTOKEN:
+        if (pv == RV_ABSENT) {
+            return RV_MISSING;
+        }
+        break;
+    }
+    /* Both headers are the client's own strings: comparing them with each
+     * other reveals nothing about a secret, and when they agree a single
+     * digest serves both. */
+    if (pa == RV_PRESENT && pv == RV_PRESENT
+        && (alen != vlen || memcmp(a, v, alen) != 0)) {
+        return RV_MISMATCH;
+    }
+    tok = pa == RV_PRESENT ? a : v;
+    len = pa == RV_PRESENT ? alen : vlen;
+    if (!rv_digest(tok, len, digest)) {
+        return RV_WRONG_TOKEN;                     /* fail closed */
+    }
+    *name = rv_tokenset_lookup(s, digest);
+    return *name ? RV_OK : RV_WRONG_TOKEN;
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration values                                                */
+
+int rv_name_valid(const char *name)
+{
+    apr_size_t n = 0;
+
+    for (; *name; name++, n++) {
+        if (!apr_isalnum(*name) && *name != '.' && *name != '_'
+            && *name != '-') {
+            return 0;
+        }
+    }
+    return n >= 1 && n <= RV_NAME_MAX;
+}
+
+int rv_token_valid(const char *tok, apr_size_t len)
+{
+    apr_size_t i;
+
+    if (len == 0 || len > RV_TOKEN_MAX) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (!IS_VISIBLE(tok[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int rv_hex_digest(const char *hex, unsigned char out[RV_DIGEST_LEN])
+{
+    int i;
+
+    if (strlen(hex) != 2 * RV_DIGEST_LEN) {
+        return 0;
+    }
+    for (i = 0; i < RV_DIGEST_LEN; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return 0;
+        }
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 1;
+}
+
+char *rv_first_line(char *buf)
+{
+    char *end;
+
+    buf[strcspn(buf, "\r\n")] = '\0';
+    while (apr_isspace(*buf)) {
+        buf++;
+    }
+    end = buf + strlen(buf);
+    while (end > buf && apr_isspace(end[-1])) {
+        *--end = '\0';
+    }
+    return buf;
+}
+
+/* Reads up to the buffer's size from f; the rest is not wanted. */
+static apr_status_t read_head(apr_file_t *f, char *buf, apr_size_t size,
+                              apr_size_t *got)
+{
+    apr_status_t rv = apr_file_read_full(f, buf, size - 1, got);
+
+    buf[*got] = '\0';
+    return APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
+}
+
+#define HEAD_SIZE (RV_TOKEN_MAX + 2)
+
+static const char *value_from_file(apr_pool_t *p, const char *path,
+                                   const char **tok)
+{
+    apr_file_t *f;
+    apr_size_t got;
+    char *buf = apr_palloc(p, HEAD_SIZE);
+    char err[128];
+    apr_status_t rv;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "file:%s cannot be read (%s)", path,
+                            apr_strerror(rv, err, sizeof(err)));
+    }
+    rv = read_head(f, buf, HEAD_SIZE, &got);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "file:%s cannot be read (%s)", path,
+                            apr_strerror(rv, err, sizeof(err)));
+    }
+    *tok = rv_first_line(buf);
+    if (**tok == '\0') {
+        return apr_psprintf(p, "file:%s is empty (its first line holds "
+                            "no token)", path);
+    }
+    return NULL;
+}
+
+static const char *value_from_exec(apr_pool_t *p, int argc,
+                                   char *const argv[], const char **tok)
+{
+    const char *prog = argv[0] + 5;
+    const char **args = apr_pcalloc(p, (argc + 1) * sizeof(char *));
+    apr_procattr_t *attr;
+    apr_proc_t proc;
+    apr_exit_why_e why;
+    apr_size_t got = 0;
+    char *buf = apr_palloc(p, HEAD_SIZE);
+    char err[128];
+    int i, code;
+    apr_status_t rv;
+
+    if (*prog == '\0') {
+        return "exec: needs a program";
+    }
+    args[0] = prog;
+    for (i = 1; i < argc; i++) {
+        args[i] = argv[i];
+    }
+    if ((rv = apr_procattr_create(&attr, p)) != APR_SUCCESS
+        || (rv = apr_procattr_io_set(attr, APR_NO_PIPE, APR_FULL_BLOCK,
+                                     APR_NO_PIPE)) != APR_SUCCESS
+        || (rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM_ENV))
+           != APR_SUCCESS
+        || (rv = apr_procattr_error_check_set(attr, 1)) != APR_SUCCESS
+        || (rv = apr_proc_create(&proc, prog, args, NULL, attr, p))
+           != APR_SUCCESS) {
+        return apr_psprintf(p, "exec:%s cannot be run (%s)", prog,
+                            apr_strerror(rv, err, sizeof(err)));
+    }
+    rv = read_head(proc.out, buf, HEAD_SIZE, &got);
+    apr_file_close(proc.out);
+    apr_proc_wait(&proc, &code, &why, APR_WAIT);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "exec:%s: reading its output failed (%s)",
+                            prog, apr_strerror(rv, err, sizeof(err)));
+    }
+    if (why != APR_PROC_EXIT || code != 0) {
+        return apr_psprintf(p, "exec:%s failed (%s %d)", prog,
+                            why == APR_PROC_EXIT ? "exit status" : "signal",
+                            code);
+    }
+    *tok = rv_first_line(buf);
+    if (**tok == '\0') {
+        return apr_psprintf(p, "exec:%s printed nothing", prog);
+    }
+    return NULL;
+}
+
+const char *rv_resolve_value(apr_pool_t *p, int argc, char *const argv[],
+                             unsigned char digest[RV_DIGEST_LEN],
+                             int *is_short)
+{
+    const char *value = argv[0], *tok = NULL, *err = NULL;
+    apr_size_t len;
+
+    *is_short = 0;
+    if (strncmp(value, "exec:", 5) == 0) {
+        err = value_from_exec(p, argc, argv, &tok);
+    }
+    else if (argc != 1) {
+        return "expects NAME VALUE; only an exec: VALUE takes arguments";
+    }
+    else if (strncmp(value, "sha256:", 7) == 0) {
+        if (!rv_hex_digest(value + 7, digest)) {
+            return "sha256: must be followed by exactly 64 hex digits";
+        }
+        return NULL;
+    }
+    else if (strncmp(value, "file:", 5) == 0) {
+        err = value_from_file(p, value + 5, &tok);
+    }
+    else if (strncmp(value, "env:", 4) == 0) {
+        char *env = NULL;
+
+        if (value[4] == '\0') {
+            return "env: needs a variable name";
+        }
+        if (apr_env_get(&env, value + 4, p) != APR_SUCCESS) {
+            return apr_psprintf(p, "env:%s is not set", value + 4);
+        }
+        if (*env == '\0') {
+            return apr_psprintf(p, "env:%s is empty", value + 4);
+        }
+        tok = env;
+    }
+    else {
+        tok = value;
+    }
+    if (err != NULL) {
+        return err;
+    }
+    len = strlen(tok);
+    if (!rv_token_valid(tok, len)) {
+        return apr_psprintf(p, "the token must be 1 to %d visible ASCII "
+                            "characters without spaces", RV_TOKEN_MAX);
+    }
+    *is_short = len < RV_SHORT_TOKEN;
+    if (!rv_digest(tok, len, digest)) {
+        return "computing the SHA-256 digest failed";
+    }
+    return NULL;
+}

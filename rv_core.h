@@ -1,0 +1,100 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * rv_core: the pure logic of mod_redox_verify, free of request_rec so that
+ * it can be unit-tested and fuzzed without a server.  It uses APR for pools
+ * and processes and OpenSSL for the digest and constant-time comparison.
+ */
+
+#ifndef RV_CORE_H
+#define RV_CORE_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#define RV_DIGEST_LEN     32     /* SHA-256 */
+#define RV_NAME_MAX       64     /* longest token NAME */
+#define RV_TOKEN_MAX      8192   /* longest configured token */
+#define RV_SHORT_TOKEN    32     /* shorter tokens draw a startup warning */
+
+typedef enum {
+    RV_HDR_BOTH = 0,
+    RV_HDR_ANY,
+    RV_HDR_BEARER,
+    RV_HDR_VTOKEN
+} rv_hdr_mode;
+
+/* The outcome of a check; also the value of the REDOX_VERIFY variable. */
+typedef enum {
+    RV_OK = 0,
+    RV_MISSING,      /* a header the mode requires is absent */
+    RV_MALFORMED,    /* a header is present but not a valid token */
+    RV_WRONG_TOKEN,  /* well-formed token that is not accepted here */
+    RV_MISMATCH,     /* the two headers carry different tokens */
+    RV_NO_TOKENS,    /* verification on but no token configured */
+    RV_OUTCOME_COUNT
+} rv_outcome;
+
+const char *rv_outcome_name(rv_outcome o);
+
+/* What one header carries. */
+typedef enum {
+    RV_ABSENT = 0,   /* no header, or Authorization with another scheme */
+    RV_PRESENT,      /* a well-formed token at *tok, *len bytes */
+    RV_BAD           /* present but malformed */
+} rv_presence;
+
+/* Authorization: "Bearer" (any case), one or more spaces, a token. */
+rv_presence rv_parse_bearer(const char *value, const char **tok,
+                            apr_size_t *len);
+/* verification-token: the whole value is the token. */
+rv_presence rv_parse_vtoken(const char *value, const char **tok,
+                            apr_size_t *len);
+
+/* SHA-256 through OpenSSL.  rv_digest_init() fetches the algorithm once
+ * (call it at startup); rv_digest() then never allocates a method.
+ * Returns 1 on success, 0 on failure. */
+int rv_digest_init(void);
+int rv_digest(const void *data, apr_size_t len,
+              unsigned char out[RV_DIGEST_LEN]);
+
+/* A set of accepted tokens, kept only as digests in an open-addressing
+ * table indexed by the digest, so a lookup costs the same for 1 or 10,000
+ * tokens and every candidate is compared with CRYPTO_memcmp. */
+typedef struct rv_tokenset rv_tokenset;
+
+rv_tokenset *rv_tokenset_make(apr_pool_t *p);
+/* Returns NULL, or an error message (duplicate name or token). */
+const char *rv_tokenset_add(rv_tokenset *s, const char *name,
+                            const unsigned char digest[RV_DIGEST_LEN]);
+/* Returns the NAME of the token with this digest, or NULL. */
+const char *rv_tokenset_lookup(const rv_tokenset *s,
+                               const unsigned char digest[RV_DIGEST_LEN]);
+int rv_tokenset_count(const rv_tokenset *s);
+
+/* The whole check of a request's two header values (either may be NULL).
+ * On RV_OK, *name is the accepted NAME.  When a token was digested,
+ * digest receives it (so a later internal redirect can re-check it
+ * without the stripped headers). */
+rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
+                     const char *authorization, const char *vtoken,
+                     const char **name, unsigned char digest[RV_DIGEST_LEN]);
+
+/* Configuration values. */
+int rv_name_valid(const char *name);
+/* Is this a token Redox could send in a header (visible ASCII, no space,
+ * 1..RV_TOKEN_MAX bytes)? */
+int rv_token_valid(const char *tok, apr_size_t len);
+/* 64 hex digits to 32 bytes; returns 1 on success. */
+int rv_hex_digest(const char *hex, unsigned char out[RV_DIGEST_LEN]);
+/* Trims surrounding whitespace and cuts at the first line end, in place. */
+char *rv_first_line(char *buf);
+
+/* Resolves a RedoxVerificationToken VALUE (argv[0], with argv[1..] the
+ * arguments of an exec: program) to a digest.  On error returns a message
+ * that names the problem but never the token; *is_short is set when a
+ * literal/file/env/exec token is shorter than RV_SHORT_TOKEN. */
+const char *rv_resolve_value(apr_pool_t *p, int argc, char *const argv[],
+                             unsigned char digest[RV_DIGEST_LEN],
+                             int *is_short);
+
+#endif /* RV_CORE_H */
