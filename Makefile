@@ -24,7 +24,7 @@ HDRS      = rv_core.h
 MODULE    = .libs/mod_redox_verify.so
 
 # Debian packages the build and the tests need.
-DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config
+DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl python3
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
 
 .PHONY: all deps deps-build run test unit integration install uninstall clean
