@@ -3,6 +3,8 @@
 #   make          build .libs/mod_redox_verify.so
 #   make run      install missing Debian packages, build, start a demo Apache
 #   make test     install missing Debian packages, build, run every test
+#   make bench    install missing Debian packages, build, run the benchmarks
+#                 (QUICK=1 or make bench-quick: a short smoke run for CI)
 #   make install  apxs -i plus the a2enmod files (DESTDIR is honoured)
 
 APXS      ?= $(shell command -v apxs2 || command -v apxs || echo apxs)
@@ -26,8 +28,10 @@ MODULE    = .libs/mod_redox_verify.so
 # Debian packages the build and the tests need.
 DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl python3
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
+DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 
-.PHONY: all deps deps-build run test unit integration install uninstall clean
+.PHONY: all deps deps-build deps-bench run test unit integration bench \
+        bench-quick install uninstall clean
 
 all: $(MODULE)
 
@@ -66,6 +70,24 @@ tests/unit/test_rv_core: tests/unit/test_rv_core.c rv_core.c $(HDRS)
 integration: $(MODULE)
 	$(PYTHON) -m pytest -q tests/integration
 
+deps-bench: deps-build
+	@tools/ensure-debs $(DEB_BENCH)
+
+# Loopback only; server and wrk pinned to different cores.  See README.md,
+# "Performance".  Results in bench/out/.
+bench: deps-bench
+	@$(MAKE) --no-print-directory all bench/micro
+	$(PYTHON) bench/run.py $(if $(QUICK),--quick)
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench QUICK=1
+
+# Built like the module (-O2), so the figures match what Apache runs.
+bench/micro: bench/micro.c rv_core.c $(HDRS)
+	$(CC) $(WARN) -g -O2 -I. $$(pkg-config --cflags apr-1 openssl) \
+	    $(EXTRA_CFLAGS) -o $@ bench/micro.c rv_core.c \
+	    $$(pkg-config --libs apr-1 openssl) $(EXTRA_LDFLAGS)
+
 install: $(MODULE)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MODS_AVAILABLE)
 	$(APXS) -i -S LIBEXECDIR=$(DESTDIR)$(LIBEXECDIR) -n redox_verify \
@@ -79,4 +101,4 @@ uninstall:
 	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.conf
 
 clean:
-	rm -rf .libs *.la *.lo *.o *.slo tests/unit/test_rv_core
+	rm -rf .libs *.la *.lo *.o *.slo tests/unit/test_rv_core bench/micro
