@@ -8,8 +8,12 @@
  * <token>) in the access-checker phase, and deny or hand the request on,
  * unchanged but for the stripped secret, to whatever would have served it.
  *
- * The parsing and checking live in rv_core.c; this file is the httpd glue:
- * configuration, the access check, logging and the denial response.
+ * It also answers Redox's endpoint-verification handshake itself, so the
+ * backend never has to.
+ *
+ * The parsing and checking live in rv_core.c and rv_handshake.c; this file
+ * is the httpd glue: configuration, the access check, the handshake answer,
+ * logging and the denial response.
  */
 
 #include "httpd.h"
@@ -23,6 +27,7 @@
 #include "apr_strings.h"
 
 #include "rv_core.h"
+#include "rv_handshake.h"
 
 module AP_MODULE_DECLARE_DATA redox_verify_module;
 
@@ -37,6 +42,7 @@ typedef struct {
     int strip;                   /* RedoxStripTokens */
     int mode;                    /* RedoxTokenHeaders: an rv_hdr_mode */
     int deny_status;             /* RedoxDenyStatus */
+    int challenge;               /* RedoxChallenge */
     const char *source_header;   /* RedoxSourceHeader, NULL when unset */
     rv_tokenset *tokens;         /* shared, never copied, by merges */
     const char *scope;           /* where the RedoxVerify in force is */
@@ -62,6 +68,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     conf->strip = RV_UNSET;
     conf->mode = RV_UNSET;
     conf->deny_status = RV_UNSET;
+    conf->challenge = RV_UNSET;
     return conf;
 }
 
@@ -77,6 +84,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->mode = add->mode != RV_UNSET ? add->mode : base->mode;
     conf->deny_status = add->deny_status != RV_UNSET ? add->deny_status
                                                      : base->deny_status;
+    conf->challenge = add->challenge != RV_UNSET ? add->challenge
+                                                 : base->challenge;
     conf->source_header = add->source_header ? add->source_header
                                              : base->source_header;
     conf->tokens = add->tokens ? add->tokens : base->tokens;
@@ -238,6 +247,9 @@ static const command_rec redox_verify_cmds[] = {
                   "Request header set to the accepted token's NAME"),
     AP_INIT_TAKE1("RedoxDenyStatus", set_deny_status, NULL, RV_CONTEXT,
                   "Status of a denied request: 401, 403 or 404"),
+    AP_INIT_FLAG("RedoxChallenge", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(rv_dir_conf, challenge), RV_CONTEXT,
+                 "On to answer Redox's endpoint-verification handshake"),
     {NULL}
 };
 
@@ -259,15 +271,16 @@ static const rv_req_state *prior_state(const request_rec *r)
 }
 
 /* One place builds every denial: status, WWW-Authenticate, log line. */
-static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why)
+static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
+                const char *what)
 {
     int status = conf->deny_status != RV_UNSET ? conf->deny_status
                                                : HTTP_UNAUTHORIZED;
 
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  "redox_verify: denied %s: uri \"%s\", scope %s%s",
-                  rv_outcome_name(why), r->uri, conf->scope,
+                  "redox_verify: denied %s%s: uri \"%s\", scope %s%s",
+                  what, rv_outcome_name(why), r->uri, conf->scope,
                   why == RV_NO_TOKENS ? "; RedoxVerify is On but no "
                   "RedoxVerificationToken is in effect here" : "");
     if (status == HTTP_UNAUTHORIZED) {
@@ -319,13 +332,176 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
                   name, r->uri, conf->scope);
 }
 
+/* ------------------------------------------------------------------ */
+/* The handshake                                                       */
+
+static char *replace_once(apr_pool_t *p, char *s, const char *old,
+                          const char *new)
+{
+    const char *at = s ? strstr(s, old) : NULL;
+
+    if (at == NULL) {
+        return s;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, s, at - s), new,
+                       at + strlen(old), NULL);
+}
+
+/* A token in the URL (the GET handshake) must not reach the access log's
+ * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query. */
+static void redact_query(request_rec *r)
+{
+    char *args = rv_hs_redact_query(r->pool, r->args);
+
+    if (args != NULL) {
+        r->the_request = replace_once(r->pool, r->the_request, r->args, args);
+        r->unparsed_uri = replace_once(r->pool, r->unparsed_uri, r->args,
+                                       args);
+        r->parsed_uri.query = args;
+        r->args = args;
+    }
+}
+
+/* Reads a request body of at most RV_HS_BODY_MAX bytes into buf, chunked
+ * or not.  Returns NULL, or why the body is not a handshake's. */
+static const char *read_small_body(request_rec *r, char *buf,
+                                   apr_size_t *got)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    const char *why = NULL;
+    apr_bucket_brigade *bb;
+    apr_off_t n;
+    int eos = 0;
+
+    *got = 0;
+    if (cl != NULL && (!ap_parse_strict_length(&n, cl)
+                       || n > RV_HS_BODY_MAX)) {
+        return "Content-Length over 4 KiB or invalid";
+    }
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!eos && why == NULL) {
+        apr_bucket *e;
+
+        if (ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                           APR_BLOCK_READ, RV_HS_BODY_MAX + 1 - *got)
+            != APR_SUCCESS) {
+            why = "reading the body failed";
+            break;
+        }
+        for (e = APR_BRIGADE_FIRST(bb);
+             e != APR_BRIGADE_SENTINEL(bb) && why == NULL;
+             e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t len;
+
+            if (APR_BUCKET_IS_EOS(e)) {
+                eos = 1;
+                break;
+            }
+            if (apr_bucket_read(e, &data, &len, APR_BLOCK_READ)
+                != APR_SUCCESS) {
+                why = "reading the body failed";
+            }
+            else if (len > RV_HS_BODY_MAX - *got) {
+                why = "body over 4 KiB";
+            }
+            else {
+                memcpy(buf + *got, data, len);
+                *got += len;
+            }
+        }
+        apr_brigade_cleanup(bb);
+    }
+    apr_brigade_destroy(bb);
+    return why;
+}
+
+/* One place builds the answer: the bare challenge, as Redox asks. */
+static int answer_challenge(request_rec *r, const char *challenge)
+{
+    apr_size_t len = strlen(challenge);
+
+    ap_set_content_type(r, "text/plain");
+    ap_set_content_length(r, len);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rwrite(challenge, (int)len, r);
+    return DONE;
+}
+
+/* Answers Redox's endpoint-verification handshake.  args is the query as
+ * the client sent it (before redaction).  Returns DECLINED when the request
+ * is not a handshake, else the final status (DONE once answered). */
+static int handshake(request_rec *r, const rv_dir_conf *conf,
+                     const char *args)
+{
+    const char *token = NULL, *challenge = NULL, *why, *name = NULL;
+    unsigned char digest[RV_DIGEST_LEN];
+    rv_outcome outcome;
+
+    if (r->method_number == M_GET) {
+        if (args == NULL) {
+            return DECLINED;
+        }
+        why = rv_hs_parse_query(r->pool, args, &token, &challenge);
+    }
+    else if (r->method_number == M_POST
+             && rv_hs_is_json(apr_table_get(r->headers_in,
+                                            "Content-Type"))) {
+        char *buf = apr_palloc(r->pool, RV_HS_BODY_MAX);
+        apr_size_t got;
+
+        why = read_small_body(r, buf, &got);
+        if (why == NULL) {
+            why = rv_hs_parse_body(r->pool, buf, got, &token, &challenge);
+        }
+    }
+    else {
+        return DECLINED;
+    }
+    if (why != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "redox_verify: not a handshake: %s", why);
+        return DECLINED;
+    }
+
+    if (token == NULL || *token == '\0') {
+        outcome = rv_tokenset_count(conf->tokens) ? RV_MISSING
+                                                  : RV_NO_TOKENS;
+    }
+    else {
+        outcome = rv_check_token(conf->tokens, token, strlen(token), &name,
+                                 digest);
+    }
+    if (outcome != RV_OK) {
+        return deny(r, conf, outcome, "handshake ");
+    }
+    apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
+    if (!rv_hs_challenge_valid(challenge)) {
+        apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME,
+                       rv_outcome_name(RV_BAD_CHALLENGE));
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "redox_verify: handshake refused %s: token \"%s\" "
+                      "accepted but the challenge is not 1 to %d of "
+                      "A-Z a-z 0-9 . _ ~ -: uri \"%s\", scope %s",
+                      rv_outcome_name(RV_BAD_CHALLENGE), name,
+                      RV_HS_CHALLENGE_MAX, r->uri, conf->scope);
+        return HTTP_BAD_REQUEST;
+    }
+    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME,
+                   rv_outcome_name(RV_HANDSHAKE));
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "redox_verify: handshake answered for \"%s\": uri \"%s\", "
+                  "scope %s", name, r->uri, conf->scope);
+    return answer_challenge(r, challenge);
+}
+
 static int check_access(request_rec *r)
 {
     const rv_dir_conf *conf = ap_get_module_config(r->per_dir_config,
                                                    &redox_verify_module);
     const rv_req_state *prior;
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name = NULL;
+    const char *name = NULL, *auth, *vtoken, *args = r->args;
     rv_outcome outcome;
 
     if (conf->verify != 1) {
@@ -333,6 +509,26 @@ static int check_access(request_rec *r)
             apr_table_unset(r->headers_in, conf->source_header);
         }
         return DECLINED;
+    }
+    if (args != NULL) {
+        redact_query(r);
+    }
+    auth = apr_table_get(r->headers_in, "Authorization");
+    vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
+
+    /* A handshake is a request of its own that carries no token header. */
+    if (conf->challenge != 0 && vtoken == NULL && r->main == NULL
+        && r->prev == NULL) {
+        const char *tok;
+        apr_size_t len;
+
+        if (rv_parse_bearer(auth, &tok, &len) == RV_ABSENT) {
+            int status = handshake(r, conf, args);
+
+            if (status != DECLINED) {
+                return status;
+            }
+        }
     }
 
     prior = prior_state(r);
@@ -352,16 +548,14 @@ static int check_access(request_rec *r)
         outcome = rv_verify(conf->tokens, (rv_hdr_mode)(conf->mode != RV_UNSET
                                                         ? conf->mode
                                                         : RV_HDR_BOTH),
-                            apr_table_get(r->headers_in, "Authorization"),
-                            apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME),
-                            &name, digest);
+                            auth, vtoken, &name, digest);
     }
 
     if (outcome != RV_OK) {
         if (conf->source_header) {
             apr_table_unset(r->headers_in, conf->source_header);
         }
-        return deny(r, conf, outcome);
+        return deny(r, conf, outcome, "");
     }
     accept_request(r, conf, digest, name);
     return OK;

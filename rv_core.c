@@ -20,7 +20,8 @@
 #include "rv_core.h"
 
 static const char *const outcome_names[RV_OUTCOME_COUNT] = {
-    "ok", "missing", "malformed", "wrong-token", "mismatch", "no-tokens"
+    "ok", "missing", "malformed", "wrong-token", "mismatch", "no-tokens",
+    "handshake", "bad-challenge"
 };
 
 const char *rv_outcome_name(rv_outcome o)
@@ -284,6 +285,17 @@ rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
     }
     tok = pa == RV_PRESENT ? a : v;
     len = pa == RV_PRESENT ? alen : vlen;
+    return rv_check_token(s, tok, len, name, digest);
+}
+
+rv_outcome rv_check_token(const rv_tokenset *s, const char *tok,
+                          apr_size_t len, const char **name,
+                          unsigned char digest[RV_DIGEST_LEN])
+{
+    *name = NULL;
+    if (rv_tokenset_count(s) == 0) {
+        return RV_NO_TOKENS;
+    }
     if (!rv_digest(tok, len, digest)) {
         return RV_WRONG_TOKEN;                     /* fail closed */
     }
