@@ -98,7 +98,9 @@ static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
 
     conf->verify = on;
     conf->scope = apr_psprintf(cmd->pool, "%s (%s:%d)",
-                               cmd->path ? cmd->path : "server",
+                               cmd->path ? cmd->path
+                               : cmd->server->is_virtual ? "VirtualHost"
+                               : "server config",
                                cmd->directive->filename,
                                cmd->directive->line_num);
     return NULL;
@@ -123,6 +125,16 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                             RV_NAME_MAX);
     }
     args = apr_pmemdup(cmd->temp_pool, argv + 1, (argc - 1) * sizeof(char *));
+    if (argc == 2 && strncmp(args[0], "exec:", 5) == 0
+        && strpbrk(args[0], " \t") != NULL) {
+        /* "exec:/path/prog arg" quoted as one word: split it the same way */
+        char **words;
+
+        apr_tokenize_to_argv(args[0], &words, cmd->temp_pool);
+        for (argc = 1; words[argc - 1] != NULL; argc++) {
+        }
+        args = words;
+    }
     if (strncmp(args[0], "file:", 5) == 0 && args[0][5] != '\0') {
         const char *path = ap_server_root_relative(cmd->temp_pool,
                                                    args[0] + 5);
@@ -146,7 +158,9 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                             argv[0], err);
     }
     if (is_short) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+        /* NULL server: a VirtualHost has no error log while the
+         * configuration is read, so this goes to the startup stderr. */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
                      "redox_verify: RedoxVerificationToken %s (%s:%d) is "
                      "shorter than %d characters; Redox asks for long, "
                      "hard-to-guess tokens", argv[0],
@@ -279,8 +293,10 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
 
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  "redox_verify: denied %s%s: uri \"%s\", scope %s%s",
-                  what, rv_outcome_name(why), r->uri, conf->scope,
+                  "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
+                  "scope %s%s", what, rv_outcome_name(why), r->uri,
+                  ap_get_server_name(r), (unsigned)ap_get_server_port(r),
+                  conf->scope,
                   why == RV_NO_TOKENS ? "; RedoxVerify is On but no "
                   "RedoxVerificationToken is in effect here" : "");
     if (status == HTTP_UNAUTHORIZED) {
