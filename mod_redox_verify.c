@@ -454,7 +454,8 @@ static int handshake(request_rec *r, const rv_dir_conf *conf,
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
 
-    if (r->method_number == M_GET) {
+    /* httpd gives HEAD the method number of GET: header_only tells it. */
+    if (r->method_number == M_GET && !r->header_only) {
         if (args == NULL) {
             return DECLINED;
         }

@@ -551,6 +551,17 @@ def test_rv_hs_other_methods_not_handshakes(hs, method):
     assert UUID.encode() not in r.body
 
 
+def test_rv_hs_head_not_handshake(hs):
+    """HEAD shares GET's method number in httpd but is not a handshake:
+    denied like any request without token headers, never answered."""
+    q = "?challenge=%s&verification-token=%s" % (UUID, T["alpha"])
+    r = send(hs, "HEAD", "/proxy/{rid}" + q)
+    assert_denied(hs, r, "missing")
+    assert r.body == b""
+    assert r.header_values("Content-Length") != [str(len(UUID))], r.headers
+    assert client_lines(hs, r, "redox_verify: handshake") == []
+
+
 def test_rv_hs_challenge_off_denied(hs):
     r = post(hs, hs_body(T["alpha"]), path="/nochallenge/{rid}")
     assert_denied(hs, r, "missing")
