@@ -36,6 +36,8 @@ module AP_MODULE_DECLARE_DATA redox_verify_module;
 #define RV_ENV_OUTCOME  "REDOX_VERIFY"
 #define RV_HDR_VTOKEN_NAME "verification-token"
 #define RV_DEFAULT_REALM   "Redox"
+/* r->notes key: the status the access checker gave a handshake */
+#define RV_NOTE_HANDSHAKE  "redox_verify-handshake"
 
 typedef struct {
     int verify;                  /* RedoxVerify: RV_UNSET, 0 or 1 */
@@ -543,6 +545,10 @@ static int check_access(request_rec *r)
             int status = handshake(r, conf, args);
 
             if (status != DECLINED) {
+                /* Satisfy Any can let authz override this; check_fixups
+                 * then gives the same status again. */
+                apr_table_setn(r->notes, RV_NOTE_HANDSHAKE,
+                               apr_itoa(r->pool, status));
                 return status;
             }
         }
@@ -585,8 +591,15 @@ static int check_fixups(request_rec *r)
     const rv_dir_conf *conf = ap_get_module_config(r->per_dir_config,
                                                    &redox_verify_module);
     const rv_req_state *st;
-    int status;
+    const char *hs = apr_table_get(r->notes, RV_NOTE_HANDSHAKE);
+    int status = hs ? atoi(hs) : OK;
 
+    if (status == DONE || status >= 400) {
+        /* A handshake answered or refused in the access checker: that
+         * stands, without a second run over a redacted query or an
+         * already read body.  (Any other note value is ignored.) */
+        return status;
+    }
     if (conf->verify != 1) {
         return DECLINED;
     }

@@ -42,6 +42,7 @@ def hs(backend):
     bp = backend.port
     h.write("htdocs-a/index.html", "RV-HS-STATIC\n")
     h.write_conf("""
+LoadModule access_compat_module "{moddir}/mod_access_compat.so"
 LogFormat "{uqfmt}" rvuq
 CustomLog "{root}/logs/access-uq.log" rvuq
 
@@ -63,6 +64,11 @@ CustomLog "{root}/logs/access-uq.log" rvuq
         RedoxChallenge Off
         ProxyPass http://127.0.0.1:{bp}/hsa/nochallenge
     </Location>
+    <Location /satany>
+        Satisfy Any
+        Require all granted
+        ProxyPass http://127.0.0.1:{bp}/hsa/satany
+    </Location>
     <Location /gettok>
         RedoxVerificationToken hs-get {get}
         ProxyPass http://127.0.0.1:{bp}/hsa/gettok
@@ -83,7 +89,7 @@ CustomLog "{root}/logs/access-uq.log" rvuq
     RedoxVerify On
     ProxyPass /proxy/ http://127.0.0.1:{bp}/hsnone/
 </VirtualHost>
-""".format(none=NONE, uqfmt=UQ_FORMAT, root=h.root, port=h.port, bp=bp, a=A, b=B, **T))
+""".format(moddir=rvhttpd.MODDIR, none=NONE, uqfmt=UQ_FORMAT, root=h.root, port=h.port, bp=bp, a=A, b=B, **T))
     h.start()
     yield h
     h.stop()
@@ -573,6 +579,36 @@ def test_rv_hs_challenge_off_denied(hs):
     r = send(hs, "GET", "/nochallenge/{rid}", headers=both(T["alpha"]))
     assert r.status == 200, r
     assert len(r.backend) == 1 and r.backend[0].path.startswith("/hsa/nochallenge/")
+
+
+# ---------------------------------------------------------------------------
+# Satisfy Any: authz may override the access checker, the fixup safety net
+# then runs; the handshake's answer or refusal must stand, decided once
+# ---------------------------------------------------------------------------
+SATANY = "/satany/{rid}"
+
+
+def test_rv_hs_satisfy_any_answered(hs):
+    for r in (post(hs, hs_body(T["alpha"]), path=SATANY), get(hs, T["alpha"], path=SATANY)):
+        assert_answered(hs, r)
+        assert client_lines(hs, r, "redox_verify: denied") == []
+
+
+def test_rv_hs_satisfy_any_refusals_stand(hs):
+    for r in (post(hs, hs_body(T["other"]), path=SATANY), get(hs, T["other"], path=SATANY)):
+        assert_denied(hs, r, "wrong-token", challenge=CH_INVALID_TOKEN, handshake=True)
+    for r in (post(hs, hs_body(T["alpha"], "<x>"), path=SATANY),
+              get(hs, T["alpha"], "%3Cx%3E", path=SATANY)):
+        assert_bad_challenge(hs, r, "<x>")
+        assert client_lines(hs, r, "redox_verify: denied") == []
+    # not a handshake: still denied by the safety net
+    r = post(hs, "[]", path=SATANY)
+    assert r.status == 401 and r.backend == [], r
+    r = send(hs, "GET", SATANY)
+    assert r.status == 401 and r.backend == [], r
+    # and a data request passes
+    r = send(hs, "GET", SATANY, headers=both(T["alpha"]))
+    assert r.status == 200 and len(r.backend) == 1, r
 
 
 # ---------------------------------------------------------------------------
