@@ -353,28 +353,36 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
 /* ------------------------------------------------------------------ */
 /* The handshake                                                       */
 
-static char *replace_once(apr_pool_t *p, char *s, const char *old,
-                          const char *new)
+/* Masks the token in the query of s (a request line or a URI): from the
+ * first '?' to the first space or '#'.  Returns s when there is none. */
+static char *redact_in(apr_pool_t *p, char *s)
 {
-    const char *at = s ? strstr(s, old) : NULL;
+    char *q = s ? strchr(s, '?') : NULL, *masked;
+    apr_size_t n;
 
-    if (at == NULL) {
+    if (q == NULL) {
         return s;
     }
-    return apr_pstrcat(p, apr_pstrmemdup(p, s, at - s), new,
-                       at + strlen(old), NULL);
+    q++;
+    n = strcspn(q, " #");
+    masked = rv_hs_redact_query(p, apr_pstrmemdup(p, q, n));
+    if (masked == NULL) {
+        return s;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, s, q - s), masked, q + n, NULL);
 }
 
 /* A token in the URL (the GET handshake) must not reach the access log's
- * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query. */
+ * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query.
+ * The request line and the URI are masked on their own, since a rewrite
+ * may have changed r->args. */
 static void redact_query(request_rec *r)
 {
     char *args = rv_hs_redact_query(r->pool, r->args);
 
+    r->the_request = redact_in(r->pool, r->the_request);
+    r->unparsed_uri = redact_in(r->pool, r->unparsed_uri);
     if (args != NULL) {
-        r->the_request = replace_once(r->pool, r->the_request, r->args, args);
-        r->unparsed_uri = replace_once(r->pool, r->unparsed_uri, r->args,
-                                       args);
         r->parsed_uri.query = args;
         r->args = args;
     }
@@ -529,9 +537,7 @@ static int check_access(request_rec *r)
         }
         return DECLINED;
     }
-    if (args != NULL) {
-        redact_query(r);
-    }
+    redact_query(r);
     auth = apr_table_get(r->headers_in, "Authorization");
     vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
 

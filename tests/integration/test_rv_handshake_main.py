@@ -57,6 +57,8 @@ CustomLog "{root}/logs/access-uq.log" rvuq
     RedoxVerificationToken hs-alpha {alpha}
     RedoxSourceHeader X-Redox-Source
     ProxyPass /proxy/ http://127.0.0.1:{bp}/hsa/
+    RewriteEngine On
+    RewriteRule ^/rwq/(.*)$ /gettok/$1?via=rewrite [QSA,PT]
     <Directory "{root}/htdocs-a">
         Require all granted
     </Directory>
@@ -784,5 +786,22 @@ def test_rv_hs_get_token_not_in_logs(hs, case):
     assert len(req) == 1 and ('"GET %s HTTP/1.1"' % masked) in req[0], req
     uq = _uq_lines(hs, r.rid)
     assert len(uq) == 1 and uq[0].startswith(masked + ' "GET %s HTTP/1.1" ' % masked), uq
+    hits = [str(p) for p in _all_logs() if T["get"] in p.read_text(errors="replace")]
+    assert hits == [], hits
+
+
+def test_rv_hs_get_token_masked_when_rewrite_changed_query(hs):
+    """A RewriteRule that adds to the query (QSA) before the access check:
+    r->args no longer matches the request line's query, which must be
+    masked all the same."""
+    r = get(hs, T["get"], path="/rwq/{rid}")
+    assert_answered(hs, r, name="hs-get")
+    line = 'GET /rwq/%s?challenge=%s&verification-token=REDACTED HTTP/1.1' % (r.rid, UUID)
+    req = hs.access_lines(r.rid)
+    assert len(req) == 1 and ('"%s"' % line) in req[0], req
+    uq = _uq_lines(hs, r.rid)
+    assert len(uq) == 1 and uq[0].startswith(
+        '/gettok/%s?via=rewrite&challenge=%s&verification-token=REDACTED "%s" '
+        % (r.rid, UUID, line)), uq
     hits = [str(p) for p in _all_logs() if T["get"] in p.read_text(errors="replace")]
     assert hits == [], hits
