@@ -50,12 +50,14 @@ typedef struct {
     const char *scope;           /* where the RedoxVerify in force is */
 } rv_dir_conf;
 
-/* Remembered on a request whose token was accepted, so that an internal
- * redirect or sub-request, which no longer has the stripped headers, can
- * be checked against its own scope with the same token. */
+/* Remembered on a checked request.  When the token was accepted, an
+ * internal redirect or sub-request, which no longer has the stripped
+ * headers, is checked against its own scope with the same digest; when it
+ * was denied, the fixup safety net denies again without a second log line. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name;
+    const char *name;            /* NULL when denied */
+    int status;                  /* the denial's status */
 } rv_req_state;
 
 /* ------------------------------------------------------------------ */
@@ -279,7 +281,7 @@ static const rv_req_state *prior_state(const request_rec *r)
     for (; r != NULL; r = r->main ? r->main : r->prev) {
         const rv_req_state *st = ap_get_module_config(r->request_config,
                                                       &redox_verify_module);
-        if (st != NULL) {
+        if (st != NULL && st->name != NULL) {
             return st;
         }
     }
@@ -292,7 +294,10 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
 {
     int status = conf->deny_status != RV_UNSET ? conf->deny_status
                                                : HTTP_UNAUTHORIZED;
+    rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
 
+    st->status = status;
+    ap_set_module_config(r->request_config, &redox_verify_module, st);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                   "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
@@ -608,6 +613,13 @@ static int check_fixups(request_rec *r)
     }
     if (conf->verify != 1) {
         return DECLINED;
+    }
+    st = ap_get_module_config(r->request_config, &redox_verify_module);
+    if (st != NULL && st->name == NULL) {
+        /* Denied in the access checker, then let through by Satisfy Any */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: denied "
+                      "request came past the access checker: denied again");
+        return st->status;
     }
     st = prior_state(r);
     if (st != NULL && rv_tokenset_lookup(conf->tokens, st->digest)) {
