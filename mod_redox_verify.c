@@ -36,8 +36,6 @@ module AP_MODULE_DECLARE_DATA redox_verify_module;
 #define RV_ENV_OUTCOME  "REDOX_VERIFY"
 #define RV_HDR_VTOKEN_NAME "verification-token"
 #define RV_DEFAULT_REALM   "Redox"
-/* r->notes key: the status the access checker gave a handshake */
-#define RV_NOTE_HANDSHAKE  "redox_verify-handshake"
 
 typedef struct {
     int verify;                  /* RedoxVerify: RV_UNSET, 0 or 1 */
@@ -53,11 +51,12 @@ typedef struct {
 /* Remembered on a checked request.  When the token was accepted, an
  * internal redirect or sub-request, which no longer has the stripped
  * headers, is checked against its own scope with the same digest; when it
- * was denied, the fixup safety net denies again without a second log line. */
+ * was denied, or a handshake was answered or refused, the fixup safety net
+ * gives the same status again without a second log line. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name;            /* NULL when denied */
-    int status;                  /* the denial's status */
+    const char *name;            /* NULL when denied or a handshake */
+    int status;                  /* the denial's or the handshake's status */
 } rv_req_state;
 
 /* ------------------------------------------------------------------ */
@@ -556,10 +555,13 @@ static int check_access(request_rec *r)
             int status = handshake(r, conf, args);
 
             if (status != DECLINED) {
-                /* Satisfy Any can let authz override this; check_fixups
-                 * then gives the same status again. */
-                apr_table_setn(r->notes, RV_NOTE_HANDSHAKE,
-                               apr_itoa(r->pool, status));
+                /* Satisfy Any can let authz override this, answer (DONE)
+                 * included: check_fixups gives the same status again. */
+                rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+                st->status = status;
+                ap_set_module_config(r->request_config, &redox_verify_module,
+                                     st);
                 return status;
             }
         }
@@ -602,23 +604,21 @@ static int check_fixups(request_rec *r)
     const rv_dir_conf *conf = ap_get_module_config(r->per_dir_config,
                                                    &redox_verify_module);
     const rv_req_state *st;
-    const char *hs = apr_table_get(r->notes, RV_NOTE_HANDSHAKE);
-    int status = hs ? atoi(hs) : OK;
+    int status;
 
-    if (status == DONE || status >= 400) {
-        /* A handshake answered or refused in the access checker: that
-         * stands, without a second run over a redacted query or an
-         * already read body.  (Any other note value is ignored.) */
-        return status;
-    }
     if (conf->verify != 1) {
         return DECLINED;
     }
     st = ap_get_module_config(r->request_config, &redox_verify_module);
     if (st != NULL && st->name == NULL) {
-        /* Denied in the access checker, then let through by Satisfy Any */
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: denied "
-                      "request came past the access checker: denied again");
+        /* Denied in the access checker, or a handshake answered or refused
+         * there, then let through by Satisfy Any: the same again, without
+         * a second run over a redacted query or an already read body */
+        if (st->status != DONE) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: "
+                          "denied request came past the access checker: "
+                          "denied again");
+        }
         return st->status;
     }
     st = prior_state(r);
