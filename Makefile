@@ -21,8 +21,8 @@ WARN      = -Wall -Wextra
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 
-SRCS      = mod_redox_verify.c rv_core.c
-HDRS      = rv_core.h
+SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c
+HDRS      = rv_core.h rv_handshake.h
 MODULE    = .libs/mod_redox_verify.so
 
 # Debian packages the build and the tests need.
@@ -59,13 +59,15 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-unit: tests/unit/test_rv_core
-	tests/unit/test_rv_core
+UNIT_TESTS = tests/unit/test_rv_core tests/unit/test_rv_handshake
 
-tests/unit/test_rv_core: tests/unit/test_rv_core.c rv_core.c $(HDRS)
-	$(CC) $(WARN) -g -O1 -I. $$(pkg-config --cflags apr-1 openssl) \
-	    $(EXTRA_CFLAGS) -o $@ tests/unit/test_rv_core.c rv_core.c \
-	    $$(pkg-config --libs apr-1 openssl cmocka) $(EXTRA_LDFLAGS)
+unit: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do $$t || exit 1; done
+
+tests/unit/test_%: tests/unit/test_%.c %.c $(HDRS)
+	$(CC) $(WARN) -g -O1 -I. $$(pkg-config --cflags apr-1 $(PKGS) cmocka) \
+	    $(EXTRA_CFLAGS) -o $@ $< $*.c \
+	    $$(pkg-config --libs apr-1 $(PKGS) cmocka) $(EXTRA_LDFLAGS)
 
 integration: $(MODULE)
 	$(PYTHON) -m pytest -q tests/integration
@@ -101,4 +103,4 @@ uninstall:
 	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.conf
 
 clean:
-	rm -rf .libs *.la *.lo *.o *.slo tests/unit/test_rv_core bench/micro
+	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) bench/micro

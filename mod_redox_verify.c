@@ -8,8 +8,12 @@
  * <token>) in the access-checker phase, and deny or hand the request on,
  * unchanged but for the stripped secret, to whatever would have served it.
  *
- * The parsing and checking live in rv_core.c; this file is the httpd glue:
- * configuration, the access check, logging and the denial response.
+ * It also answers Redox's endpoint-verification handshake itself, so the
+ * backend never has to.
+ *
+ * The parsing and checking live in rv_core.c and rv_handshake.c; this file
+ * is the httpd glue: configuration, the access check, the handshake answer,
+ * logging and the denial response.
  */
 
 #include "httpd.h"
@@ -23,6 +27,7 @@
 #include "apr_strings.h"
 
 #include "rv_core.h"
+#include "rv_handshake.h"
 
 module AP_MODULE_DECLARE_DATA redox_verify_module;
 
@@ -37,17 +42,21 @@ typedef struct {
     int strip;                   /* RedoxStripTokens */
     int mode;                    /* RedoxTokenHeaders: an rv_hdr_mode */
     int deny_status;             /* RedoxDenyStatus */
+    int challenge;               /* RedoxChallenge */
     const char *source_header;   /* RedoxSourceHeader, NULL when unset */
     rv_tokenset *tokens;         /* shared, never copied, by merges */
     const char *scope;           /* where the RedoxVerify in force is */
 } rv_dir_conf;
 
-/* Remembered on a request whose token was accepted, so that an internal
- * redirect or sub-request, which no longer has the stripped headers, can
- * be checked against its own scope with the same token. */
+/* Remembered on a checked request.  When the token was accepted, an
+ * internal redirect or sub-request, which no longer has the stripped
+ * headers, is checked against its own scope with the same digest; when it
+ * was denied, or a handshake was answered or refused, the fixup safety net
+ * gives the same status again without a second log line. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name;
+    const char *name;            /* NULL when denied or a handshake */
+    int status;                  /* the denial's or the handshake's status */
 } rv_req_state;
 
 /* ------------------------------------------------------------------ */
@@ -62,6 +71,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     conf->strip = RV_UNSET;
     conf->mode = RV_UNSET;
     conf->deny_status = RV_UNSET;
+    conf->challenge = RV_UNSET;
     return conf;
 }
 
@@ -77,6 +87,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->mode = add->mode != RV_UNSET ? add->mode : base->mode;
     conf->deny_status = add->deny_status != RV_UNSET ? add->deny_status
                                                      : base->deny_status;
+    conf->challenge = add->challenge != RV_UNSET ? add->challenge
+                                                 : base->challenge;
     conf->source_header = add->source_header ? add->source_header
                                              : base->source_header;
     conf->tokens = add->tokens ? add->tokens : base->tokens;
@@ -89,7 +101,9 @@ static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
 
     conf->verify = on;
     conf->scope = apr_psprintf(cmd->pool, "%s (%s:%d)",
-                               cmd->path ? cmd->path : "server",
+                               cmd->path ? cmd->path
+                               : cmd->server->is_virtual ? "VirtualHost"
+                               : "server config",
                                cmd->directive->filename,
                                cmd->directive->line_num);
     return NULL;
@@ -114,6 +128,16 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                             RV_NAME_MAX);
     }
     args = apr_pmemdup(cmd->temp_pool, argv + 1, (argc - 1) * sizeof(char *));
+    if (argc == 2 && strncmp(args[0], "exec:", 5) == 0
+        && strpbrk(args[0], " \t") != NULL) {
+        /* "exec:/path/prog arg" quoted as one word: split it the same way */
+        char **words;
+
+        apr_tokenize_to_argv(args[0], &words, cmd->temp_pool);
+        for (argc = 1; words[argc - 1] != NULL; argc++) {
+        }
+        args = words;
+    }
     if (strncmp(args[0], "file:", 5) == 0 && args[0][5] != '\0') {
         const char *path = ap_server_root_relative(cmd->temp_pool,
                                                    args[0] + 5);
@@ -137,7 +161,9 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                             argv[0], err);
     }
     if (is_short) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+        /* NULL server: a VirtualHost has no error log while the
+         * configuration is read, so this goes to the startup stderr. */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
                      "redox_verify: RedoxVerificationToken %s (%s:%d) is "
                      "shorter than %d characters; Redox asks for long, "
                      "hard-to-guess tokens", argv[0],
@@ -238,6 +264,9 @@ static const command_rec redox_verify_cmds[] = {
                   "Request header set to the accepted token's NAME"),
     AP_INIT_TAKE1("RedoxDenyStatus", set_deny_status, NULL, RV_CONTEXT,
                   "Status of a denied request: 401, 403 or 404"),
+    AP_INIT_FLAG("RedoxChallenge", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(rv_dir_conf, challenge), RV_CONTEXT,
+                 "On to answer Redox's endpoint-verification handshake"),
     {NULL}
 };
 
@@ -251,7 +280,7 @@ static const rv_req_state *prior_state(const request_rec *r)
     for (; r != NULL; r = r->main ? r->main : r->prev) {
         const rv_req_state *st = ap_get_module_config(r->request_config,
                                                       &redox_verify_module);
-        if (st != NULL) {
+        if (st != NULL && st->name != NULL) {
             return st;
         }
     }
@@ -259,15 +288,21 @@ static const rv_req_state *prior_state(const request_rec *r)
 }
 
 /* One place builds every denial: status, WWW-Authenticate, log line. */
-static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why)
+static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
+                const char *what)
 {
     int status = conf->deny_status != RV_UNSET ? conf->deny_status
                                                : HTTP_UNAUTHORIZED;
+    rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
 
+    st->status = status;
+    ap_set_module_config(r->request_config, &redox_verify_module, st);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  "redox_verify: denied %s: uri \"%s\", scope %s%s",
-                  rv_outcome_name(why), r->uri, conf->scope,
+                  "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
+                  "scope %s%s", what, rv_outcome_name(why), r->uri,
+                  ap_get_server_name(r), (unsigned)ap_get_server_port(r),
+                  conf->scope,
                   why == RV_NO_TOKENS ? "; RedoxVerify is On but no "
                   "RedoxVerificationToken is in effect here" : "");
     if (status == HTTP_UNAUTHORIZED) {
@@ -319,13 +354,185 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
                   name, r->uri, conf->scope);
 }
 
+/* ------------------------------------------------------------------ */
+/* The handshake                                                       */
+
+/* Masks the token in the query of s (a request line or a URI): from the
+ * first '?' to the first space or '#'.  Returns s when there is none. */
+static char *redact_in(apr_pool_t *p, char *s)
+{
+    char *q = s ? strchr(s, '?') : NULL, *masked;
+    apr_size_t n;
+
+    if (q == NULL) {
+        return s;
+    }
+    q++;
+    n = strcspn(q, " #");
+    masked = rv_hs_redact_query(p, apr_pstrmemdup(p, q, n));
+    if (masked == NULL) {
+        return s;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, s, q - s), masked, q + n, NULL);
+}
+
+/* A token in the URL (the GET handshake) must not reach the access log's
+ * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query.
+ * The request line and the URI are masked on their own, since a rewrite
+ * may have changed r->args. */
+static void redact_query(request_rec *r)
+{
+    char *args = rv_hs_redact_query(r->pool, r->args);
+
+    r->the_request = redact_in(r->pool, r->the_request);
+    r->unparsed_uri = redact_in(r->pool, r->unparsed_uri);
+    if (args != NULL) {
+        r->parsed_uri.query = args;
+        r->args = args;
+    }
+}
+
+/* Reads a request body of at most RV_HS_BODY_MAX bytes into buf, chunked
+ * or not.  Returns NULL, or why the body is not a handshake's. */
+static const char *read_small_body(request_rec *r, char *buf,
+                                   apr_size_t *got)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    const char *why = NULL;
+    apr_bucket_brigade *bb;
+    apr_off_t n;
+    int eos = 0;
+
+    *got = 0;
+    if (cl != NULL && (!ap_parse_strict_length(&n, cl)
+                       || n > RV_HS_BODY_MAX)) {
+        return "Content-Length over 4 KiB or invalid";
+    }
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!eos && why == NULL) {
+        apr_bucket *e;
+
+        if (ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                           APR_BLOCK_READ, RV_HS_BODY_MAX + 1 - *got)
+            != APR_SUCCESS) {
+            why = "reading the body failed";
+            break;
+        }
+        for (e = APR_BRIGADE_FIRST(bb);
+             e != APR_BRIGADE_SENTINEL(bb) && why == NULL;
+             e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t len;
+
+            if (APR_BUCKET_IS_EOS(e)) {
+                eos = 1;
+                break;
+            }
+            if (apr_bucket_read(e, &data, &len, APR_BLOCK_READ)
+                != APR_SUCCESS) {
+                why = "reading the body failed";
+            }
+            else if (len > RV_HS_BODY_MAX - *got) {
+                why = "body over 4 KiB";
+            }
+            else {
+                memcpy(buf + *got, data, len);
+                *got += len;
+            }
+        }
+        apr_brigade_cleanup(bb);
+    }
+    apr_brigade_destroy(bb);
+    return why;
+}
+
+/* One place builds the answer: the bare challenge, as Redox asks. */
+static int answer_challenge(request_rec *r, const char *challenge)
+{
+    apr_size_t len = strlen(challenge);
+
+    ap_set_content_type(r, "text/plain");
+    ap_set_content_length(r, len);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rwrite(challenge, (int)len, r);
+    return DONE;
+}
+
+/* Answers Redox's endpoint-verification handshake.  args is the query as
+ * the client sent it (before redaction).  Returns DECLINED when the request
+ * is not a handshake, else the final status (DONE once answered). */
+static int handshake(request_rec *r, const rv_dir_conf *conf,
+                     const char *args)
+{
+    const char *token = NULL, *challenge = NULL, *why, *name = NULL;
+    unsigned char digest[RV_DIGEST_LEN];
+    rv_outcome outcome;
+
+    /* httpd gives HEAD the method number of GET: header_only tells it. */
+    if (r->method_number == M_GET && !r->header_only) {
+        if (args == NULL) {
+            return DECLINED;
+        }
+        why = rv_hs_parse_query(r->pool, args, &token, &challenge);
+    }
+    else if (r->method_number == M_POST
+             && rv_hs_is_json(apr_table_get(r->headers_in,
+                                            "Content-Type"))) {
+        char *buf = apr_palloc(r->pool, RV_HS_BODY_MAX);
+        apr_size_t got;
+
+        why = read_small_body(r, buf, &got);
+        if (why == NULL) {
+            why = rv_hs_parse_body(r->pool, buf, got, &token, &challenge);
+        }
+    }
+    else {
+        return DECLINED;
+    }
+    if (why != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "redox_verify: not a handshake: %s", why);
+        return DECLINED;
+    }
+
+    if (token == NULL || *token == '\0') {
+        outcome = rv_tokenset_count(conf->tokens) ? RV_MISSING
+                                                  : RV_NO_TOKENS;
+    }
+    else {
+        outcome = rv_check_token(conf->tokens, token, strlen(token), &name,
+                                 digest);
+    }
+    if (outcome != RV_OK) {
+        return deny(r, conf, outcome, "handshake ");
+    }
+    apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
+    if (!rv_hs_challenge_valid(challenge)) {
+        apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME,
+                       rv_outcome_name(RV_BAD_CHALLENGE));
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "redox_verify: handshake refused %s: token \"%s\" "
+                      "accepted but the challenge is not 1 to %d of "
+                      "A-Z a-z 0-9 . _ ~ -: uri \"%s\", scope %s",
+                      rv_outcome_name(RV_BAD_CHALLENGE), name,
+                      RV_HS_CHALLENGE_MAX, r->uri, conf->scope);
+        return HTTP_BAD_REQUEST;
+    }
+    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME,
+                   rv_outcome_name(RV_HANDSHAKE));
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "redox_verify: handshake answered for \"%s\": uri \"%s\", "
+                  "scope %s", name, r->uri, conf->scope);
+    return answer_challenge(r, challenge);
+}
+
 static int check_access(request_rec *r)
 {
     const rv_dir_conf *conf = ap_get_module_config(r->per_dir_config,
                                                    &redox_verify_module);
     const rv_req_state *prior;
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name = NULL;
+    const char *name = NULL, *auth, *vtoken, *args = r->args;
     rv_outcome outcome;
 
     if (conf->verify != 1) {
@@ -333,6 +540,31 @@ static int check_access(request_rec *r)
             apr_table_unset(r->headers_in, conf->source_header);
         }
         return DECLINED;
+    }
+    redact_query(r);
+    auth = apr_table_get(r->headers_in, "Authorization");
+    vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
+
+    /* A handshake is a request of its own that carries no token header. */
+    if (conf->challenge != 0 && vtoken == NULL && r->main == NULL
+        && r->prev == NULL) {
+        const char *tok;
+        apr_size_t len;
+
+        if (rv_parse_bearer(auth, &tok, &len) == RV_ABSENT) {
+            int status = handshake(r, conf, args);
+
+            if (status != DECLINED) {
+                /* Satisfy Any can let authz override this, answer (DONE)
+                 * included: check_fixups gives the same status again. */
+                rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+                st->status = status;
+                ap_set_module_config(r->request_config, &redox_verify_module,
+                                     st);
+                return status;
+            }
+        }
     }
 
     prior = prior_state(r);
@@ -352,16 +584,14 @@ static int check_access(request_rec *r)
         outcome = rv_verify(conf->tokens, (rv_hdr_mode)(conf->mode != RV_UNSET
                                                         ? conf->mode
                                                         : RV_HDR_BOTH),
-                            apr_table_get(r->headers_in, "Authorization"),
-                            apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME),
-                            &name, digest);
+                            auth, vtoken, &name, digest);
     }
 
     if (outcome != RV_OK) {
         if (conf->source_header) {
             apr_table_unset(r->headers_in, conf->source_header);
         }
-        return deny(r, conf, outcome);
+        return deny(r, conf, outcome, "");
     }
     accept_request(r, conf, digest, name);
     return OK;
@@ -378,6 +608,18 @@ static int check_fixups(request_rec *r)
 
     if (conf->verify != 1) {
         return DECLINED;
+    }
+    st = ap_get_module_config(r->request_config, &redox_verify_module);
+    if (st != NULL && st->name == NULL) {
+        /* Denied in the access checker, or a handshake answered or refused
+         * there, then let through by Satisfy Any: the same again, without
+         * a second run over a redacted query or an already read body */
+        if (st->status != DONE) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: "
+                          "denied request came past the access checker: "
+                          "denied again");
+        }
+        return st->status;
     }
     st = prior_state(r);
     if (st != NULL && rv_tokenset_lookup(conf->tokens, st->digest)) {

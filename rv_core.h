@@ -31,6 +31,8 @@ typedef enum {
     RV_WRONG_TOKEN,  /* well-formed token that is not accepted here */
     RV_MISMATCH,     /* the two headers carry different tokens */
     RV_NO_TOKENS,    /* verification on but no token configured */
+    RV_HANDSHAKE,    /* a handshake with an accepted token, answered */
+    RV_BAD_CHALLENGE,/* a handshake with an accepted token, bad challenge */
     RV_OUTCOME_COUNT
 } rv_outcome;
 
@@ -78,6 +80,12 @@ int rv_tokenset_count(const rv_tokenset *s);
 rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
                      const char *authorization, const char *vtoken,
                      const char **name, unsigned char digest[RV_DIGEST_LEN]);
+
+/* Checks one token (e.g. from a handshake) against the set: digest, then
+ * constant-time lookup.  RV_OK, RV_WRONG_TOKEN or RV_NO_TOKENS. */
+rv_outcome rv_check_token(const rv_tokenset *s, const char *tok,
+                          apr_size_t len, const char **name,
+                          unsigned char digest[RV_DIGEST_LEN]);
 
 /* Configuration values. */
 int rv_name_valid(const char *name);

@@ -1,0 +1,490 @@
+/* Unit tests of rv_core.c: header parsing, token values, the token set and
+ * the decision.  cmocka prints a summary that CI reads. */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "rv_core.h"
+
+static apr_pool_t *pool;
+
+#define TOK  "Tok-0123456789abcdefghijklmnopqrstuvwxyz"
+#define TOK2 "Two-0123456789abcdefghijklmnopqrstuvwxyz"
+
+/* ------------------------------------------------------------------ */
+
+static void expect_bearer(const char *value, rv_presence want,
+                          const char *want_tok)
+{
+    const char *tok = NULL;
+    apr_size_t len = 0;
+
+    assert_int_equal(rv_parse_bearer(value, &tok, &len), want);
+    if (want == RV_PRESENT) {
+        assert_int_equal(len, strlen(want_tok));
+        assert_memory_equal(tok, want_tok, len);
+    }
+}
+
+static void test_bearer_parsing(void **state)
+{
+    (void)state;
+    expect_bearer(NULL, RV_ABSENT, NULL);
+    expect_bearer("Bearer abc", RV_PRESENT, "abc");
+    expect_bearer("bearer abc", RV_PRESENT, "abc");
+    expect_bearer("BEARER abc", RV_PRESENT, "abc");
+    expect_bearer("Bearer    abc", RV_PRESENT, "abc");
+    expect_bearer("  Bearer abc  ", RV_PRESENT, "abc");
+    expect_bearer("Bearer abc\t", RV_PRESENT, "abc");
+    expect_bearer("Basic dXNlcjpwYXNz", RV_ABSENT, NULL);
+    expect_bearer("", RV_ABSENT, NULL);
+    expect_bearer("Bearerish abc", RV_ABSENT, NULL);
+    expect_bearer("Bearer", RV_BAD, NULL);
+    expect_bearer("Bearer ", RV_BAD, NULL);
+    expect_bearer("Bearer\tabc", RV_BAD, NULL);
+    expect_bearer("Bearer abc def", RV_BAD, NULL);
+    expect_bearer("Bearer abc, Bearer abc", RV_BAD, NULL);
+    expect_bearer("Bearer a\x01" "bc", RV_BAD, NULL);
+    expect_bearer("Bearer ab\xc3\xa9", RV_BAD, NULL);
+    expect_bearer("Bearer \tabc", RV_BAD, NULL);
+}
+
+static void test_vtoken_parsing(void **state)
+{
+    const char *tok;
+    apr_size_t len;
+
+    (void)state;
+    assert_int_equal(rv_parse_vtoken(NULL, &tok, &len), RV_ABSENT);
+    assert_int_equal(rv_parse_vtoken("abc", &tok, &len), RV_PRESENT);
+    assert_int_equal(len, 3);
+    assert_int_equal(rv_parse_vtoken(" abc ", &tok, &len), RV_PRESENT);
+    assert_int_equal(len, 3);
+    assert_memory_equal(tok, "abc", 3);
+    assert_int_equal(rv_parse_vtoken("", &tok, &len), RV_BAD);
+    assert_int_equal(rv_parse_vtoken("   ", &tok, &len), RV_BAD);
+    assert_int_equal(rv_parse_vtoken("abc, abc", &tok, &len), RV_BAD);
+    assert_int_equal(rv_parse_vtoken("a\x7f", &tok, &len), RV_BAD);
+    assert_int_equal(rv_parse_vtoken("Bearer abc", &tok, &len), RV_BAD);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void digest_of(const char *tok, unsigned char d[RV_DIGEST_LEN])
+{
+    assert_true(rv_digest(tok, strlen(tok), d));
+}
+
+static void test_digest_known_answer(void **state)
+{
+    unsigned char d[RV_DIGEST_LEN], want[RV_DIGEST_LEN];
+
+    (void)state;
+    digest_of("abc", d);
+    assert_true(rv_hex_digest("ba7816bf8f01cfea414140de5dae2223"
+                              "b00361a396177a9cb410ff61f20015ad", want));
+    assert_memory_equal(d, want, RV_DIGEST_LEN);
+}
+
+static void test_tokenset(void **state)
+{
+    rv_tokenset *s = rv_tokenset_make(pool);
+    unsigned char d1[RV_DIGEST_LEN], d2[RV_DIGEST_LEN], d3[RV_DIGEST_LEN];
+
+    (void)state;
+    digest_of(TOK, d1);
+    digest_of(TOK2, d2);
+    digest_of("not configured", d3);
+    assert_null(rv_tokenset_lookup(s, d1));
+    assert_null(rv_tokenset_add(s, "one", d1));
+    assert_null(rv_tokenset_add(s, "two", d2));
+    assert_int_equal(rv_tokenset_count(s), 2);
+    assert_string_equal(rv_tokenset_lookup(s, d1), "one");
+    assert_string_equal(rv_tokenset_lookup(s, d2), "two");
+    assert_null(rv_tokenset_lookup(s, d3));
+    assert_non_null(strstr(rv_tokenset_add(s, "one", d3), "duplicate NAME"));
+    assert_non_null(strstr(rv_tokenset_add(s, "three", d1), "same as"));
+    assert_int_equal(rv_tokenset_count(s), 2);
+    assert_null(rv_tokenset_lookup(NULL, d1));
+}
+
+static void test_tokenset_many(void **state)
+{
+    rv_tokenset *s = rv_tokenset_make(pool);
+    unsigned char d[RV_DIGEST_LEN];
+    char tok[64], name[16];
+    int i;
+
+    (void)state;
+    for (i = 0; i < 10000; i++) {
+        snprintf(tok, sizeof(tok), "token-%08d-abcdefghijklmnopqrstuvwxyz", i);
+        snprintf(name, sizeof(name), "n%d", i);
+        digest_of(tok, d);
+        assert_null(rv_tokenset_add(s, name, d));
+    }
+    assert_int_equal(rv_tokenset_count(s), 10000);
+    for (i = 0; i < 10000; i += 997) {
+        snprintf(tok, sizeof(tok), "token-%08d-abcdefghijklmnopqrstuvwxyz", i);
+        snprintf(name, sizeof(name), "n%d", i);
+        digest_of(tok, d);
+        assert_string_equal(rv_tokenset_lookup(s, d), name);
+    }
+    digest_of("token-00010000-abcdefghijklmnopqrstuvwxyz", d);
+    assert_null(rv_tokenset_lookup(s, d));
+}
+
+/* ------------------------------------------------------------------ */
+
+static rv_tokenset *two_tokens(void)
+{
+    rv_tokenset *s = rv_tokenset_make(pool);
+    unsigned char d[RV_DIGEST_LEN];
+
+    digest_of(TOK, d);
+    assert_null(rv_tokenset_add(s, "one", d));
+    digest_of(TOK2, d);
+    assert_null(rv_tokenset_add(s, "two", d));
+    return s;
+}
+
+static rv_outcome verify(const rv_tokenset *s, rv_hdr_mode mode,
+                         const char *auth, const char *vtok,
+                         const char **name)
+{
+    unsigned char d[RV_DIGEST_LEN];
+
+    return rv_verify(s, mode, auth, vtok, name, d);
+}
+
+static void test_verify_both(void **state)
+{
+    rv_tokenset *s = two_tokens();
+    const char *name;
+
+    (void)state;
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK, TOK, &name), RV_OK);
+    assert_string_equal(name, "one");
+    assert_int_equal(verify(s, RV_HDR_BOTH, "bearer " TOK2, TOK2, &name),
+                     RV_OK);
+    assert_string_equal(name, "two");
+    assert_int_equal(verify(s, RV_HDR_BOTH, NULL, TOK, &name), RV_MISSING);
+    assert_null(name);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK, NULL, &name),
+                     RV_MISSING);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Basic Zm9vOmJhcg==", TOK, &name),
+                     RV_MISSING);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK, TOK2, &name),
+                     RV_MISMATCH);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer x" TOK, "x" TOK, &name),
+                     RV_WRONG_TOKEN);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer", TOK, &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK, "", &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_BOTH, NULL, NULL, &name), RV_MISSING);
+}
+
+static void test_verify_any(void **state)
+{
+    rv_tokenset *s = two_tokens();
+    const char *name;
+
+    (void)state;
+    assert_int_equal(verify(s, RV_HDR_ANY, NULL, TOK, &name), RV_OK);
+    assert_int_equal(verify(s, RV_HDR_ANY, "Bearer " TOK2, NULL, &name),
+                     RV_OK);
+    assert_string_equal(name, "two");
+    assert_int_equal(verify(s, RV_HDR_ANY, "Bearer " TOK, TOK, &name), RV_OK);
+    assert_int_equal(verify(s, RV_HDR_ANY, "Bearer " TOK, TOK2, &name),
+                     RV_MISMATCH);
+    assert_int_equal(verify(s, RV_HDR_ANY, NULL, NULL, &name), RV_MISSING);
+    assert_int_equal(verify(s, RV_HDR_ANY, "Bearer " TOK, "x y", &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_ANY, NULL, "nope", &name),
+                     RV_WRONG_TOKEN);
+}
+
+static void test_verify_single_header(void **state)
+{
+    rv_tokenset *s = two_tokens();
+    const char *name;
+
+    (void)state;
+    /* Only the named header is read: the other may be anything. */
+    assert_int_equal(verify(s, RV_HDR_BEARER, "Bearer " TOK, "junk junk",
+                            &name), RV_OK);
+    assert_int_equal(verify(s, RV_HDR_BEARER, NULL, TOK, &name), RV_MISSING);
+    assert_int_equal(verify(s, RV_HDR_VTOKEN, "Bearer", TOK, &name), RV_OK);
+    assert_int_equal(verify(s, RV_HDR_VTOKEN, "Bearer " TOK, NULL, &name),
+                     RV_MISSING);
+    assert_int_equal(verify(s, RV_HDR_VTOKEN, NULL, TOK "x", &name),
+                     RV_WRONG_TOKEN);
+}
+
+static void test_verify_no_tokens(void **state)
+{
+    const char *name;
+
+    (void)state;
+    assert_int_equal(verify(NULL, RV_HDR_BOTH, "Bearer " TOK, TOK, &name),
+                     RV_NO_TOKENS);
+    assert_int_equal(verify(rv_tokenset_make(pool), RV_HDR_ANY, NULL, TOK,
+                            &name), RV_NO_TOKENS);
+}
+
+static void test_verify_digest_out(void **state)
+{
+    rv_tokenset *s = two_tokens();
+    unsigned char d[RV_DIGEST_LEN], want[RV_DIGEST_LEN];
+    const char *name;
+
+    (void)state;
+    assert_int_equal(rv_verify(s, RV_HDR_BOTH, "Bearer " TOK2, TOK2, &name, d),
+                     RV_OK);
+    digest_of(TOK2, want);
+    assert_memory_equal(d, want, RV_DIGEST_LEN);
+}
+
+static void test_outcome_names(void **state)
+{
+    (void)state;
+    assert_string_equal(rv_outcome_name(RV_OK), "ok");
+    assert_string_equal(rv_outcome_name(RV_MISSING), "missing");
+    assert_string_equal(rv_outcome_name(RV_MALFORMED), "malformed");
+    assert_string_equal(rv_outcome_name(RV_WRONG_TOKEN), "wrong-token");
+    assert_string_equal(rv_outcome_name(RV_MISMATCH), "mismatch");
+    assert_string_equal(rv_outcome_name(RV_NO_TOKENS), "no-tokens");
+    assert_string_equal(rv_outcome_name(RV_OUTCOME_COUNT), "unknown");
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_names(void **state)
+{
+    char long_name[RV_NAME_MAX + 2];
+
+    (void)state;
+    assert_true(rv_name_valid("prod"));
+    assert_true(rv_name_valid("Prod_2.old-1"));
+    assert_false(rv_name_valid(""));
+    assert_false(rv_name_valid("a b"));
+    assert_false(rv_name_valid("a/b"));
+    assert_false(rv_name_valid("caf\xc3\xa9"));
+    memset(long_name, 'a', sizeof(long_name));
+    long_name[RV_NAME_MAX] = '\0';
+    assert_true(rv_name_valid(long_name));
+    long_name[RV_NAME_MAX] = 'a';
+    long_name[RV_NAME_MAX + 1] = '\0';
+    assert_false(rv_name_valid(long_name));
+}
+
+static void test_hex_and_lines(void **state)
+{
+    unsigned char d[RV_DIGEST_LEN];
+    char buf[64];
+
+    (void)state;
+    assert_true(rv_hex_digest("00112233445566778899AABBCCDDEEFF"
+                              "00112233445566778899aabbccddeeff", d));
+    assert_int_equal(d[0], 0x00);
+    assert_int_equal(d[10], 0xaa);
+    assert_int_equal(d[31], 0xff);
+    assert_false(rv_hex_digest("0011", d));
+    assert_false(rv_hex_digest("g0112233445566778899aabbccddeeff"
+                               "00112233445566778899aabbccddeeff", d));
+    assert_false(rv_hex_digest("00112233445566778899aabbccddeeff"
+                               "00112233445566778899aabbccddeeff00", d));
+    strcpy(buf, "  tok \r\nsecond line\n");
+    assert_string_equal(rv_first_line(buf), "tok");
+    strcpy(buf, "\nsecond");
+    assert_string_equal(rv_first_line(buf), "");
+    assert_true(rv_token_valid("a", 1));
+    assert_false(rv_token_valid("", 0));
+    assert_false(rv_token_valid("a b", 3));
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char *resolve(int argc, const char *const *argv,
+                           unsigned char d[RV_DIGEST_LEN], int *is_short)
+{
+    return rv_resolve_value(pool, argc, (char *const *)argv, d, is_short);
+}
+
+static void assert_digest_of(const unsigned char d[RV_DIGEST_LEN],
+                             const char *tok)
+{
+    unsigned char want[RV_DIGEST_LEN];
+
+    digest_of(tok, want);
+    assert_memory_equal(d, want, RV_DIGEST_LEN);
+}
+
+static char tmpdir[] = "/tmp/rv_unit.XXXXXX";
+
+static const char *write_file(const char *name, const char *content,
+                              int mode)
+{
+    const char *path = apr_pstrcat(pool, tmpdir, "/", name, NULL);
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+    chmod(path, mode);
+    return path;
+}
+
+static void test_resolve_literal_and_sha256(void **state)
+{
+    unsigned char d[RV_DIGEST_LEN];
+    int is_short;
+    const char *lit[] = {TOK};
+    const char *shrt[] = {"short"};
+    const char *sha[] = {"sha256:ba7816bf8f01cfea414140de5dae2223"
+                         "b00361a396177a9cb410ff61f20015ad"};
+    const char *badsha[] = {"sha256:abc"};
+    const char *extra[] = {TOK, "more"};
+    const char *space[] = {"has space in it but is long enough......"};
+
+    (void)state;
+    assert_null(resolve(1, lit, d, &is_short));
+    assert_false(is_short);
+    assert_digest_of(d, TOK);
+    assert_null(resolve(1, shrt, d, &is_short));
+    assert_true(is_short);
+    assert_null(resolve(1, sha, d, &is_short));
+    assert_false(is_short);
+    assert_digest_of(d, "abc");
+    assert_non_null(strstr(resolve(1, badsha, d, &is_short), "64 hex"));
+    assert_non_null(strstr(resolve(2, extra, d, &is_short), "NAME VALUE"));
+    assert_non_null(strstr(resolve(1, space, d, &is_short), "visible"));
+}
+
+static void test_resolve_file(void **state)
+{
+    unsigned char d[RV_DIGEST_LEN];
+    int is_short;
+    const char *ok[] = {apr_pstrcat(pool, "file:",
+                                    write_file("ok", "  " TOK "  \nx\n", 0600),
+                                    NULL)};
+    const char *empty[] = {apr_pstrcat(pool, "file:",
+                                       write_file("empty", "\n", 0600), NULL)};
+    const char *missing[] = {apr_pstrcat(pool, "file:", tmpdir, "/nope",
+                                         NULL)};
+    char *err;
+
+    (void)state;
+    assert_null(resolve(1, ok, d, &is_short));
+    assert_digest_of(d, TOK);
+    assert_non_null(strstr(resolve(1, empty, d, &is_short), "empty"));
+    err = (char *)resolve(1, missing, d, &is_short);
+    assert_non_null(strstr(err, "cannot be read"));
+}
+
+static void test_resolve_env(void **state)
+{
+    unsigned char d[RV_DIGEST_LEN];
+    int is_short;
+    const char *set[] = {"env:RV_UNIT_TOKEN"};
+    const char *unset[] = {"env:RV_UNIT_UNSET"};
+    const char *empty[] = {"env:RV_UNIT_EMPTY"};
+
+    (void)state;
+    setenv("RV_UNIT_TOKEN", TOK2, 1);
+    setenv("RV_UNIT_EMPTY", "", 1);
+    unsetenv("RV_UNIT_UNSET");
+    assert_null(resolve(1, set, d, &is_short));
+    assert_digest_of(d, TOK2);
+    assert_non_null(strstr(resolve(1, unset, d, &is_short), "not set"));
+    assert_non_null(strstr(resolve(1, empty, d, &is_short), "empty"));
+}
+
+static void test_resolve_exec(void **state)
+{
+    unsigned char d[RV_DIGEST_LEN];
+    int is_short;
+    const char *prog = write_file("prog", "#!/bin/sh\necho \"$1\"\n", 0700);
+    const char *fail = write_file("fail", "#!/bin/sh\necho " TOK "\nexit 3\n",
+                                  0700);
+    const char *silent = write_file("silent", "#!/bin/sh\nexit 0\n", 0700);
+    const char *ok[] = {apr_pstrcat(pool, "exec:", prog, NULL), TOK};
+    const char *failing[] = {apr_pstrcat(pool, "exec:", fail, NULL)};
+    const char *nothing[] = {apr_pstrcat(pool, "exec:", silent, NULL)};
+    const char *absent[] = {"exec:/nonexistent/program"};
+
+    (void)state;
+    assert_null(resolve(2, ok, d, &is_short));
+    assert_digest_of(d, TOK);
+    assert_non_null(strstr(resolve(1, failing, d, &is_short), "failed"));
+    assert_non_null(strstr(resolve(1, nothing, d, &is_short),
+                           "printed nothing"));
+    assert_non_null(resolve(1, absent, d, &is_short));
+}
+
+/* No error message may carry the token it failed on. */
+static void test_errors_never_show_token(void **state)
+{
+    unsigned char d[RV_DIGEST_LEN];
+    int is_short;
+    const char *bad[] = {"secret-value-with space-0123456789abcdef"};
+    const char *err;
+
+    (void)state;
+    err = resolve(1, bad, d, &is_short);
+    assert_non_null(err);
+    assert_null(strstr(err, "secret-value"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bearer_parsing),
+        cmocka_unit_test(test_vtoken_parsing),
+        cmocka_unit_test(test_digest_known_answer),
+        cmocka_unit_test(test_tokenset),
+        cmocka_unit_test(test_tokenset_many),
+        cmocka_unit_test(test_verify_both),
+        cmocka_unit_test(test_verify_any),
+        cmocka_unit_test(test_verify_single_header),
+        cmocka_unit_test(test_verify_no_tokens),
+        cmocka_unit_test(test_verify_digest_out),
+        cmocka_unit_test(test_outcome_names),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_hex_and_lines),
+        cmocka_unit_test(test_resolve_literal_and_sha256),
+        cmocka_unit_test(test_resolve_file),
+        cmocka_unit_test(test_resolve_env),
+        cmocka_unit_test(test_resolve_exec),
+        cmocka_unit_test(test_errors_never_show_token),
+    };
+    char rm[64];
+    int failed;
+
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    assert_true(rv_digest_init());
+    if (mkdtemp(tmpdir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    failed = cmocka_run_group_tests_name("rv_core", tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    snprintf(rm, sizeof(rm), "rm -rf '%s'", tmpdir);
+    if (system(rm) != 0) {
+        return 1;
+    }
+    return failed;
+}
