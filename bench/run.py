@@ -453,6 +453,9 @@ class Bench:
         self.t0 = time.time()
         self.notes = []
         self.timings = []
+        self.repeats = self.rounds_done = 0
+        self.micro_rows = []
+        self.startup_res = None
 
     # -- setup ---------------------------------------------------------
 
@@ -1162,12 +1165,13 @@ class Bench:
                 'slowest/fastest of the three minima %.2f'
                 % (max(vals) / min(vals)))
         st = self.startup_res
-        dt = st['mod10k']['t_median'] - st['mod1']['t_median']
-        add('10,000 tokens add <= 0.5 s to apache2 -t', dt <= 0.5,
-            '%+.3f s' % dt)
-        dm = st['mod10k']['child_rss_kib'] - st['mod1']['child_rss_kib']
-        add('10,000 tokens add <= 4 MiB to a child', dm <= 4096,
-            '%+d KiB' % dm)
+        if st:
+            dt = st['mod10k']['t_median'] - st['mod1']['t_median']
+            add('10,000 tokens add <= 0.5 s to apache2 -t', dt <= 0.5,
+                '%+.3f s' % dt)
+            dm = st['mod10k']['child_rss_kib'] - st['mod1']['child_rss_kib']
+            add('10,000 tokens add <= 4 MiB to a child', dm <= 4096,
+                '%+d KiB' % dm)
         self.target_rows = T
         return '\n'.join('- [%s] %s: %s' % t for t in T)
 
@@ -1214,8 +1218,10 @@ class Bench:
                      'request (front and backend for proxied); Ir: '
                      'instructions per request under callgrind, collected '
                      'inside ap_process_async_request.')
-        parts.append(self.fmt_micro())
-        parts.append(self.fmt_startup())
+        if self.micro_rows:
+            parts.append(self.fmt_micro())
+        if self.startup_res:
+            parts.append(self.fmt_startup())
         parts.append('Targets:\n' + self.targets())
         mf = self.module_functions()
         if mf:
@@ -1254,10 +1260,15 @@ class Bench:
         self.build_servers()
         self.phase('start and check %d servers' % len(self.servers),
                    self.start_servers, self.validate)
-        self.phase('load (wrk)', self.warm, self.load)
-        self.phase('callgrind', self.callgrind)
-        self.phase('micro-benchmark', self.micro)
-        self.phase('startup', self.startup)
+        todo = self.args.phases.split(',')
+        if 'load' in todo:
+            self.phase('load (wrk)', self.warm, self.load)
+        if 'callgrind' in todo:
+            self.phase('callgrind', self.callgrind)
+        if 'micro' in todo:
+            self.phase('micro-benchmark', self.micro)
+        if 'startup' in todo:
+            self.phase('startup', self.startup)
         self.report()
 
     def phase(self, name, *steps):
@@ -1313,6 +1324,8 @@ def main():
                     help='a smoke run for CI: every path, short runs')
     ap.add_argument('--rounds', type=int, help='alternating rounds')
     ap.add_argument('--duration', type=int, help='seconds per wrk run')
+    ap.add_argument('--phases', default='load,callgrind,micro,startup',
+                    help='which measurements to take (comma-separated)')
     ap.add_argument('--keep', action='store_true',
                     help='keep the generated server roots')
     args = ap.parse_args()
