@@ -19,8 +19,8 @@ WARN      = -Wall -Wextra
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 
-SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c
-HDRS      = rv_core.h rv_handshake.h
+SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c rv_metrics.c
+HDRS      = rv_core.h rv_handshake.h rv_metrics.h
 MODULE    = .libs/mod_redox_verify.so
 
 # Debian packages the build and the tests need.
