@@ -27,6 +27,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "ap_listen.h"
 #include "mod_status.h"
 #include "scoreboard.h"
 
@@ -792,14 +793,24 @@ static int draft_cmp(const void *a, const void *b)
                          &((const rv_series_draft *)b)->s);
 }
 
-/* The vhost label: ServerName and the port the VirtualHost is on (its
- * <VirtualHost> address's port, else the ServerName's). */
+/* The vhost label: ServerName and the port the server is on, as
+ * "apache2 -S" shows it: a VirtualHost's address port, else the port of
+ * the ServerName, else (the main server) the first Listen port.  Not the
+ * request's port: that comes from the Host header. */
 static const char *vhost_label(apr_pool_t *p, const server_rec *s)
 {
     apr_port_t port = s->port;
 
     if (s->is_virtual && s->addrs != NULL && s->addrs->host_port != 0) {
         port = s->addrs->host_port;
+    }
+    if (port == 0 && ap_listeners != NULL) {
+        const ap_listen_rec *l = ap_listeners;
+
+        while (l->next != NULL) {        /* kept newest first */
+            l = l->next;
+        }
+        port = l->bind_addr ? l->bind_addr->port : 0;
     }
     return apr_psprintf(p, "%s:%u", s->server_hostname ? s->server_hostname
                                                        : "", (unsigned)port);
