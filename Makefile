@@ -55,7 +55,8 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-UNIT_TESTS = tests/unit/test_rv_core tests/unit/test_rv_handshake
+UNIT_TESTS = tests/unit/test_rv_core tests/unit/test_rv_handshake \
+             tests/unit/test_rv_metrics
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do $$t || exit 1; done
