@@ -25,6 +25,7 @@
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_listen.h"
@@ -990,11 +991,15 @@ static int pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
     rv_store_reset(store);
     rv = lay_out();
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, NULL, "redox_verify: cannot "
-                     "create the shared memory for %u counters",
-                     (unsigned)rv_store_used(store));
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, ap_server_conf,
+                     "redox_verify: cannot create the shared memory for %u "
+                     "counters", (unsigned)rv_store_used(store));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf, "redox_verify: "
+                 "counters start from zero (startup or hard restart): %u "
+                 "counters in %d shared memory segment(s)",
+                 (unsigned)rv_store_used(store), rv_store_segments(store));
     return OK;
 }
 
@@ -1024,7 +1029,7 @@ static int metrics_handler(request_rec *r)
     if (r->handler == NULL || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
         return DECLINED;
     }
-    r->allowed |= (AP_METHOD_BIT << M_GET);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
