@@ -232,7 +232,9 @@ const char *rv_tokenset_add(rv_tokenset *s, const char *name,
     return NULL;
 }
 
-int rv_tokenset_find(const rv_tokenset *s,
+/* Static, so that the lookups below inline it instead of calling through
+ * the module's PLT (a -fPIC build may not bind exported calls locally). */
+static int find_slot(const rv_tokenset *s,
                      const unsigned char digest[RV_DIGEST_LEN])
 {
     apr_uint32_t i;
@@ -253,10 +255,18 @@ int rv_tokenset_find(const rv_tokenset *s,
     return -1;
 }
 
+int rv_tokenset_find(const rv_tokenset *s,
+                     const unsigned char digest[RV_DIGEST_LEN])
+{
+    return find_slot(s, digest);
+}
+
 const char *rv_tokenset_lookup(const rv_tokenset *s,
                                const unsigned char digest[RV_DIGEST_LEN])
 {
-    return rv_tokenset_name_at(s, rv_tokenset_find(s, digest));
+    int i = find_slot(s, digest);
+
+    return i >= 0 ? s->slots[i].name : NULL;
 }
 
 int rv_tokenset_slots(const rv_tokenset *s)
@@ -369,7 +379,7 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
     if (!rv_digest(tok, len, digest)) {
         return RV_WRONG_TOKEN;                     /* fail closed */
     }
-    *slot = rv_tokenset_find(s, digest);
+    *slot = find_slot(s, digest);
     return *slot >= 0 ? RV_OK : RV_WRONG_TOKEN;
 }
 
