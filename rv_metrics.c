@@ -21,15 +21,15 @@
 typedef struct {
     apr_shm_t *shm;
     rv_counter *c;
-    apr_uint32_t capacity;                /* counters */
+    apr_uint32_t capacity; /* counters */
 } rv_segment;
 
 struct rv_store {
     apr_pool_t *parent;
-    apr_pool_t *pool;                     /* keys and segments; reset */
-    apr_hash_t *keys;                     /* key -> apr_uint32_t base */
-    apr_array_header_t *segments;         /* rv_segment, oldest first */
-    apr_uint32_t used;                    /* counters reserved */
+    apr_pool_t *pool;             /* keys and segments; reset */
+    apr_hash_t *keys;             /* key -> apr_uint32_t base */
+    apr_array_header_t *segments; /* rv_segment, oldest first */
+    apr_uint32_t used;            /* counters reserved */
 };
 
 /* Segments are whole pages; 512 counters are 4 KiB. */
@@ -60,8 +60,7 @@ void rv_store_reset(rv_store *st)
     store_init(st);
 }
 
-apr_uint32_t rv_store_reserve(rv_store *st, const char *key,
-                              apr_uint32_t span)
+apr_uint32_t rv_store_reserve(rv_store *st, const char *key, apr_uint32_t span)
 {
     apr_uint32_t *base = apr_hash_get(st->keys, key, APR_HASH_KEY_STRING);
 
@@ -69,8 +68,8 @@ apr_uint32_t rv_store_reserve(rv_store *st, const char *key,
         base = apr_palloc(st->pool, sizeof(*base));
         *base = st->used;
         st->used += span;
-        apr_hash_set(st->keys, apr_pstrdup(st->pool, key),
-                     APR_HASH_KEY_STRING, base);
+        apr_hash_set(st->keys, apr_pstrdup(st->pool, key), APR_HASH_KEY_STRING,
+                     base);
     }
     return *base;
 }
@@ -150,16 +149,20 @@ static const struct {
 } metrics[RV_M_METRIC_COUNT] = {
     {"redox_verify_requests_accepted_total", "name",
      "Requests whose Redox token was accepted, by VirtualHost and token "
-     "NAME.", "RedoxVerifyAccepted", "Requests accepted"},
+     "NAME.",
+     "RedoxVerifyAccepted", "Requests accepted"},
     {"redox_verify_requests_denied_total", "reason",
      "Requests denied for want of a valid Redox token, by VirtualHost and "
-     "reason.", "RedoxVerifyDenied", "Requests denied"},
+     "reason.",
+     "RedoxVerifyDenied", "Requests denied"},
     {"redox_verify_handshakes_answered_total", "name",
      "Redox endpoint-verification handshakes answered, by VirtualHost and "
-     "token NAME.", "RedoxVerifyHandshakesAnswered", "Handshakes answered"},
+     "token NAME.",
+     "RedoxVerifyHandshakesAnswered", "Handshakes answered"},
     {"redox_verify_handshakes_refused_total", "reason",
      "Redox endpoint-verification handshakes refused, by VirtualHost and "
-     "reason.", "RedoxVerifyHandshakesRefused", "Handshakes refused"},
+     "reason.",
+     "RedoxVerifyHandshakesRefused", "Handshakes refused"},
 };
 
 const char *rv_metric_name(rv_metric m)
@@ -250,19 +253,19 @@ char *rv_render_prometheus(apr_pool_t *p, const rv_series *s, int n,
     /* Every family has its HELP and TYPE, with or without samples, so a
      * scraper sees the same families whatever the configuration. */
     for (m = 0; m < RV_M_METRIC_COUNT; m++) {
-        ADD(out, apr_psprintf(p, "# HELP %s %s\n# TYPE %s counter\n",
-                              metrics[m].name, metrics[m].help,
-                              metrics[m].name));
+        ADD(out,
+            apr_psprintf(p, "# HELP %s %s\n# TYPE %s counter\n",
+                         metrics[m].name, metrics[m].help, metrics[m].name));
         for (i = 0; i < n; i++) {
             if (s[i].metric != (rv_metric)m) {
                 continue;
             }
-            ADD(out, apr_psprintf(p, "%s{vhost=\"%s\",%s=\"%s\"} %"
-                                  APR_UINT64_T_FMT "\n", metrics[m].name,
-                                  rv_prom_escape(p, s[i].vhost),
-                                  metrics[m].label,
-                                  rv_prom_escape(p, s[i].label),
-                                  values[i]));
+            ADD(out,
+                apr_psprintf(
+                    p, "%s{vhost=\"%s\",%s=\"%s\"} %" APR_UINT64_T_FMT "\n",
+                    metrics[m].name, rv_prom_escape(p, s[i].vhost),
+                    metrics[m].label, rv_prom_escape(p, s[i].label),
+                    values[i]));
         }
     }
     return apr_array_pstrcat(p, out, '\0');
@@ -311,7 +314,8 @@ char *rv_render_status_html(apr_pool_t *p, const rv_series *s, int n,
                 continue;
             }
             if (rows++ == 0 && !notable) {
-                ADD(out, apr_psprintf(p, "<table border=\"0\"><tr>"
+                ADD(out, apr_psprintf(p,
+                                      "<table border=\"0\"><tr>"
                                       "<th>VirtualHost</th><th>%s</th>"
                                       "<th>count</th></tr>\n",
                                       metrics[m].label));
@@ -319,11 +323,13 @@ char *rv_render_status_html(apr_pool_t *p, const rv_series *s, int n,
             vhost = apr_pescape_entity(p, s[i].vhost, 0);
             label = apr_pescape_entity(p, s[i].label, 0);
             if (notable) {
-                ADD(out, apr_psprintf(p, "%s %s: %" APR_UINT64_T_FMT
-                                      "<br />\n", vhost, label, values[i]));
+                ADD(out,
+                    apr_psprintf(p, "%s %s: %" APR_UINT64_T_FMT "<br />\n",
+                                 vhost, label, values[i]));
             }
             else {
-                ADD(out, apr_psprintf(p, "<tr><td>%s</td><td>%s</td>"
+                ADD(out, apr_psprintf(p,
+                                      "<tr><td>%s</td><td>%s</td>"
                                       "<td>%" APR_UINT64_T_FMT "</td></tr>\n",
                                       vhost, label, values[i]));
             }

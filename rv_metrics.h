@@ -30,13 +30,13 @@ typedef apr_uint64_t rv_counter;
 
 /* A VirtualHost's block: per outcome, the ordinary requests denied, then
  * the handshakes refused (unused outcomes are simply never exported). */
-#define RV_M_VHOST_SPAN    (2 * RV_OUTCOME_COUNT)
-#define RV_M_DENIED(o)     ((apr_uint32_t)(o))
-#define RV_M_REFUSED(o)    ((apr_uint32_t)(RV_OUTCOME_COUNT + (o)))
+#define RV_M_VHOST_SPAN (2 * RV_OUTCOME_COUNT)
+#define RV_M_DENIED(o)  ((apr_uint32_t)(o))
+#define RV_M_REFUSED(o) ((apr_uint32_t)(RV_OUTCOME_COUNT + (o)))
 /* A (VirtualHost, token NAME) pair's block. */
-#define RV_M_NAME_SPAN     2
-#define RV_M_ACCEPTED      0
-#define RV_M_ANSWERED      1
+#define RV_M_NAME_SPAN 2
+#define RV_M_ACCEPTED  0
+#define RV_M_ANSWERED  1
 
 typedef struct rv_store rv_store;
 
@@ -76,18 +76,18 @@ static APR_INLINE void rv_count(rv_counter *c, apr_uint32_t index)
 
 /* The exported series. */
 typedef enum {
-    RV_M_REQUESTS_ACCEPTED = 0,   /* label: name */
-    RV_M_REQUESTS_DENIED,         /* label: reason */
-    RV_M_HANDSHAKES_ANSWERED,     /* label: name */
-    RV_M_HANDSHAKES_REFUSED,      /* label: reason */
+    RV_M_REQUESTS_ACCEPTED = 0, /* label: name */
+    RV_M_REQUESTS_DENIED,       /* label: reason */
+    RV_M_HANDSHAKES_ANSWERED,   /* label: name */
+    RV_M_HANDSHAKES_REFUSED,    /* label: reason */
     RV_M_METRIC_COUNT
 } rv_metric;
 
 typedef struct {
     rv_metric metric;
-    const char *vhost;            /* ServerName:port */
-    const char *label;            /* the token NAME or the reason */
-    apr_uint32_t index;           /* the counter */
+    const char *vhost;  /* ServerName:port */
+    const char *label;  /* the token NAME or the reason */
+    apr_uint32_t index; /* the counter */
 } rv_series;
 
 /* redox_verify_requests_accepted_total, ... */

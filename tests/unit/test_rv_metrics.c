@@ -36,8 +36,7 @@ static void test_store_reserve(void **state)
     assert_int_equal(rv_store_reserve(st, "va", RV_M_VHOST_SPAN), 0);
     assert_int_equal(rv_store_reserve(st, "n1:ax", RV_M_NAME_SPAN),
                      2 * RV_M_VHOST_SPAN);
-    assert_int_equal(rv_store_used(st), 2 * RV_M_VHOST_SPAN
-                                        + RV_M_NAME_SPAN);
+    assert_int_equal(rv_store_used(st), 2 * RV_M_VHOST_SPAN + RV_M_NAME_SPAN);
     assert_null(rv_store_counters(st));
     assert_int_equal(rv_store_segments(st), 0);
 }
@@ -98,8 +97,8 @@ static void test_store_grows_and_sums(void **state)
     cur = rv_store_counters(st);
     assert_ptr_not_equal(cur, old);
 
-    rv_count(old, a + 1);            /* an old child, after the restart */
-    rv_count(cur, a + 1);            /* a new child */
+    rv_count(old, a + 1); /* an old child, after the restart */
+    rv_count(cur, a + 1); /* a new child */
     rv_count(cur, last + 1);
     assert_int_equal(rv_store_read(st, a + 1), 4);
     assert_int_equal(rv_store_read(st, last + 1), 1);
@@ -181,8 +180,7 @@ static void test_prom_escape(void **state)
     (void)state;
     assert_string_equal(rv_prom_escape(pool, "plain.name-1_x:80"),
                         "plain.name-1_x:80");
-    assert_string_equal(rv_prom_escape(pool, "a\\b\"c\nd"),
-                        "a\\\\b\\\"c\\nd");
+    assert_string_equal(rv_prom_escape(pool, "a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
     assert_string_equal(rv_prom_escape(pool, ""), "");
     assert_string_equal(rv_prom_escape(pool, "\n\n"), "\\n\\n");
 }
@@ -193,12 +191,10 @@ static void test_metric_reasons(void **state)
     assert_true(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_MISSING));
     assert_true(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_MISMATCH));
     assert_false(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_OK));
-    assert_false(rv_metric_has_reason(RV_M_REQUESTS_DENIED,
-                                      RV_BAD_CHALLENGE));
-    assert_true(rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED,
-                                     RV_BAD_CHALLENGE));
-    assert_false(rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED,
-                                      RV_MALFORMED));
+    assert_false(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_BAD_CHALLENGE));
+    assert_true(
+        rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, RV_BAD_CHALLENGE));
+    assert_false(rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, RV_MALFORMED));
     assert_false(rv_metric_has_reason(RV_M_REQUESTS_ACCEPTED, RV_OK));
     assert_string_equal(rv_metric_label(RV_M_REQUESTS_ACCEPTED), "name");
     assert_string_equal(rv_metric_label(RV_M_HANDSHAKES_REFUSED), "reason");
@@ -238,7 +234,8 @@ static void test_render_prometheus(void **state)
     memcpy(s, sample, sizeof(s));
     rv_series_sort(s, 5);
     out = rv_render_prometheus(pool, s, 5, v);
-    assert_string_equal(out,
+    assert_string_equal(
+        out,
         "# HELP redox_verify_requests_accepted_total Requests whose Redox "
         "token was accepted, by VirtualHost and token NAME.\n"
         "# TYPE redox_verify_requests_accepted_total counter\n"
@@ -279,14 +276,14 @@ static void test_render_status_auto(void **state)
     memcpy(s, sample, sizeof(s));
     rv_series_sort(s, 4);
     assert_string_equal(rv_render_status_auto(pool, s, 4, v),
-        "RedoxVerifyAccepted: 14\n"
-        "RedoxVerifyDenied: 3\n"
-        "RedoxVerifyHandshakesAnswered: 0\n"
-        "RedoxVerifyHandshakesRefused: 0\n"
-        "RedoxVerifyAccepted[a.test:443,prod]: 7\n"
-        "RedoxVerifyAccepted[a.test:443,staging]: 5\n"
-        "RedoxVerifyAccepted[b.test:443,prod]: 2\n"
-        "RedoxVerifyDenied[b.test:443,wrong-token]: 3\n");
+                        "RedoxVerifyAccepted: 14\n"
+                        "RedoxVerifyDenied: 3\n"
+                        "RedoxVerifyHandshakesAnswered: 0\n"
+                        "RedoxVerifyHandshakesRefused: 0\n"
+                        "RedoxVerifyAccepted[a.test:443,prod]: 7\n"
+                        "RedoxVerifyAccepted[a.test:443,staging]: 5\n"
+                        "RedoxVerifyAccepted[b.test:443,prod]: 2\n"
+                        "RedoxVerifyDenied[b.test:443,wrong-token]: 3\n");
 }
 
 static void test_render_status_html(void **state)
