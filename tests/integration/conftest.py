@@ -41,3 +41,9 @@ def rv_error_log_check():
         if bad:
             problems.append("%s:\n  %s" % (h.error_log, "\n  ".join(bad)))
     assert not problems, "unexpected error-log lines:\n" + "\n".join(problems)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The leak tests grep what every other test left behind: run them last,
+    whatever the names of the other test files."""
+    items.sort(key=lambda item: "zz_leaks" in item.nodeid)
