@@ -278,7 +278,10 @@ class Backend:
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
-                self.wfile.write(out)
+                if self.command != "HEAD":
+                    # a body after a HEAD answer would be read by mod_proxy
+                    # as the answer to its next request on this connection
+                    self.wfile.write(out)
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = _any
 
