@@ -41,11 +41,11 @@ class RawResponse:
 class Exchange:
     """What came back on one connection."""
 
-    def __init__(self, data, elapsed, closed):
+    def __init__(self, data, elapsed, closed, head_only=False):
         self.data = data
         self.elapsed = elapsed      # seconds from the last send to the end of reading
         self.closed = closed        # the server closed the connection
-        self.responses = parse_responses(data)
+        self.responses = parse_responses(data, head_only)
 
     @property
     def final(self):
@@ -126,10 +126,11 @@ def _connect(port, tls, timeout):
     return sock
 
 
-def exchange(port, *parts, timeout=5.0, tls=None, pause=0.0):
+def exchange(port, *parts, timeout=5.0, tls=None, pause=0.0, head_only=False):
     """Connect, send each part (bytes) in turn, pausing `pause` seconds
     between them, then read until the server closes or `timeout` passes
-    without data.  tls: the CA file to trust for a TLS connection."""
+    without data.  tls: the CA file to trust for a TLS connection;
+    head_only: the responses have no body (HEAD)."""
     sock = _connect(port, tls, timeout)
     data = b""
     closed = False
@@ -153,7 +154,7 @@ def exchange(port, *parts, timeout=5.0, tls=None, pause=0.0):
         elapsed = time.time() - start
     finally:
         sock.close()
-    return Exchange(data, elapsed, closed)
+    return Exchange(data, elapsed, closed, head_only)
 
 
 def first_bytes(port, head, timeout=5.0, tls=None):
