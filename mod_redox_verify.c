@@ -378,6 +378,33 @@ static void redact_query(request_rec *r)
     }
 }
 
+/* httpd logs a request it refused before any access check ran (a 400 for
+ * a bad header line, a 414 for a long request line) with the request line
+ * as received, and the scope of such a request is not known: mask a
+ * handshake token in every logged copy of the query, whatever the scope. */
+static int redact_for_log(request_rec *r)
+{
+    const char *q;
+
+    if (r->args != NULL) {
+        redact_query(r);                 /* may replace r->the_request */
+    }
+    q = r->the_request ? strchr(r->the_request, '?') : NULL;
+    if (q != NULL) {
+        /* a request line that was never parsed (414) has no r->args */
+        apr_size_t n = strcspn(++q, " ");
+        char *args = rv_hs_redact_query(r->pool, apr_pstrmemdup(r->pool, q, n));
+
+        if (args != NULL) {
+            r->the_request = apr_pstrcat(r->pool,
+                                         apr_pstrmemdup(r->pool, r->the_request,
+                                                        q - r->the_request),
+                                         args, q + n, NULL);
+        }
+    }
+    return DECLINED;
+}
+
 /* Reads a request body of at most RV_HS_BODY_MAX bytes into buf, chunked
  * or not.  Returns NULL, or why the body is not a handshake's. */
 static const char *read_small_body(request_rec *r, char *buf,
@@ -616,6 +643,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_access_checker(check_access, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(check_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* before mod_log_config (APR_HOOK_MIDDLE) writes the access log */
+    ap_hook_log_transaction(redact_for_log, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }
 
 AP_DECLARE_MODULE(redox_verify) = {

@@ -1,7 +1,8 @@
 """The endpoint-verification handshake under hostile input: JSON bodies that
 are deeply nested, hold huge numbers, NUL escapes, invalid UTF-8, duplicate
 keys or trailing data; challenges built to be reflected; query strings with
-NULs and duplicates."""
+NULs and duplicates; and a handshake URL that httpd refuses before the module
+runs (its token must still stay out of the access log)."""
 
 import json
 
@@ -257,4 +258,32 @@ def test_rv_hostile_handshake_get(srv, case):
     leaked = t in line or enc(t) in line    # not in an assert: pytest would print it
     assert not leaked, "token in the access log"
     assert "verification-token=REDACTED" in line, line
+    srv.assert_still_serving()
+
+
+@pytest.mark.parametrize("case", ["header-too-long", "header-without-colon",
+                                  "request-line-too-long"])
+def test_rv_hostile_handshake_get_refused_by_httpd_token_not_logged(srv, case):
+    """httpd refuses the request before the module runs (400 or 414); the
+    access log still records the request line, which must not carry the
+    token."""
+    rid = rvhttpd.new_rid()
+    t = srv.T["alpha"]
+    target = srv.target(rid, "?challenge=%s&verification-token=%s" % (UUID, t))
+    lines = {"header-too-long": ["X-Padding: " + "p" * 9000],
+             "header-without-colon": ["X-Broken header line"],
+             "request-line-too-long": []}[case]
+    if case == "request-line-too-long":
+        target += "&pad=" + "p" * 9000
+    ex = rvraw.exchange(srv.http, R(target=target, lines=lines))
+    (resp,) = ex.final
+    status = 414 if case == "request-line-too-long" else 400
+    assert resp.status == status, resp
+    assert srv.backend_saw(rid) == []
+    assert t.encode() not in resp.body
+    lines = srv.h.access_lines(rid)
+    assert len(lines) == 1
+    leaked = t in lines[0]                  # not in an assert: pytest would print it
+    assert not leaked, lines[0].replace(t, "<TOKEN>")[:300]
+    assert "verification-token=REDACTED" in lines[0], lines[0][:300]
     srv.assert_still_serving()
