@@ -339,6 +339,13 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
                             &tok, &len) != RV_ABSENT) {
             apr_table_unset(r->headers_in, "Authorization");
         }
+        /* An h2c upgrade would run this request again, as stream 1 of the
+         * new connection, from a copy of the headers just stripped, and so
+         * deny it: serve it as HTTP/1.1 (a server may ignore Upgrade). */
+        if (ap_find_token(r->pool, apr_table_get(r->headers_in, "Upgrade"),
+                          "h2c")) {
+            apr_table_unset(r->headers_in, "Upgrade");
+        }
     }
     if (conf->source_header) {
         apr_table_setn(r->headers_in, conf->source_header, name);

@@ -72,8 +72,10 @@ def tok_headers(srv, a="alpha", v="alpha"):
     return [("Authorization", "Bearer " + srv.T[a]), ("verification-token", srv.T[v])]
 
 
-HOWS = ["h2c", "tls-h1", "tls-h2"]
-VERSION = {"h2c": "2", "tls-h1": "1.1", "tls-h2": "2"}
+HOWS = ["h2c", "h2c-upgrade", "tls-h1", "tls-h2"]
+# A verified request asking for an h2c upgrade is served as the HTTP/1.1
+# request it is; a denied one is never upgraded.
+VERSION = {"h2c": "2", "h2c-upgrade": "1.1", "tls-h1": "1.1", "tls-h2": "2"}
 
 
 def still_serving(srv, how):
