@@ -405,24 +405,7 @@ static void redact_query(request_rec *r)
  * handshake token in every logged copy of the query, whatever the scope. */
 static int redact_for_log(request_rec *r)
 {
-    const char *q;
-
-    if (r->args != NULL) {
-        redact_query(r);                 /* may replace r->the_request */
-    }
-    q = r->the_request ? strchr(r->the_request, '?') : NULL;
-    if (q != NULL) {
-        /* a request line that was never parsed (414) has no r->args */
-        apr_size_t n = strcspn(++q, " ");
-        char *args = rv_hs_redact_query(r->pool, apr_pstrmemdup(r->pool, q, n));
-
-        if (args != NULL) {
-            r->the_request = apr_pstrcat(r->pool,
-                                         apr_pstrmemdup(r->pool, r->the_request,
-                                                        q - r->the_request),
-                                         args, q + n, NULL);
-        }
-    }
+    redact_query(r);
     return DECLINED;
 }
 
