@@ -213,7 +213,7 @@ def send(srv, method, path, host=A, headers=(), body=None, chunks=None, expect=F
         data = rest
     with srv.backend.lock:
         new = list(srv.backend.records[before:])
-    return Raw(status, hdrs, data, interim, rid, path, cport, new)
+    return Raw(status, hdrs, rvhttpd.record_response(data), interim, rid, path, cport, new)
 
 
 def hs_body(token, challenge=UUID):
@@ -667,7 +667,7 @@ def _responses(buf):
     while buf:
         status, hdrs, rest = _split_head(buf)
         n = int(dict((k.lower(), v) for k, v in hdrs).get("content-length", "0"))
-        out.append((status, rest[:n]))
+        out.append((status, rvhttpd.record_response(rest[:n])))
         buf = rest[n:]
     return out
 
