@@ -4,6 +4,9 @@ httpd output the suite produced, nor in any response body a client of the
 suite received.  Every server logs with LogLevel info redox_verify:trace8
 and the combined format (rvhttpd.LOG_LEVEL, rvhttpd.LOG_FORMAT)."""
 
+import os
+import re
+
 import rvhttpd
 
 
@@ -64,3 +67,28 @@ def test_rv_core_zz_no_token_in_response_bodies():
                 hits.append("response #%d contains the %s: %r" % (
                     i, label, body.replace(s, b"<" + label.encode() + b">")[:300]))
     assert not hits, "tokens in response bodies:\n" + "\n".join(hits)
+
+
+def test_rv_core_zz_every_server_logged_like_a_site():
+    """The greps above mean something only if every server of the session
+    logged as much as a real site would: the module at trace8 and an access
+    log in the combined format with REDOX_SOURCE."""
+    confs = [h.conf for h in rvhttpd.INSTANCES if h.conf.is_file()]
+    assert confs, "no server was generated: run the whole suite"
+    if not os.environ.get("RV_LOGLEVEL"):
+        assert "redox_verify:trace8" in rvhttpd.LOG_LEVEL
+    combined = '%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\"'
+    for conf in confs:
+        text = conf.read_text()
+        assert "\nLogLevel %s\n" % rvhttpd.LOG_LEVEL in text, conf
+        formats = dict(re_formats(text))
+        logs = [l.split()[-1] for l in text.splitlines() if l.strip().startswith("CustomLog")]
+        # extra access logs (tests may add one) are grepped all the same
+        assert any(formats.get(nick, "").startswith(combined)
+                   and "%{REDOX_SOURCE}e" in formats[nick] for nick in logs), (conf, logs)
+
+
+def re_formats(text):
+    """(nickname, format) of every LogFormat line."""
+    for m in re.finditer(r'^\s*LogFormat\s+"((?:[^"\\]|\\.)*)"\s+(\S+)\s*$', text, re.M):
+        yield m.group(2), m.group(1)
