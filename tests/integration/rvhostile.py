@@ -4,7 +4,6 @@ when denied, and Apache still serving a valid request afterwards."""
 
 import secrets
 import subprocess
-import time
 
 import rvhttpd
 import rvraw
@@ -178,9 +177,3 @@ LimitRequestFieldSize {limit}
         assert len(ex.final) == 1, ex
         self.assert_passed(rid, ex.final[0])
 
-
-def wait_until(pred, timeout=2.0):
-    deadline = time.time() + timeout
-    while not pred() and time.time() < deadline:
-        time.sleep(0.02)
-    return pred()
