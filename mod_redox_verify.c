@@ -371,7 +371,8 @@ static char *redact_in(apr_pool_t *p, char *s)
     char *q = s ? strchr(s, '?') : NULL, *masked;
     apr_size_t n;
 
-    if (q == NULL) {
+    /* Runs for every logged request: no copy unless there is a token. */
+    if (q == NULL || strstr(q, "verification-token") == NULL) {
         return s;
     }
     q++;
