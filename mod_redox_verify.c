@@ -294,10 +294,18 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     int status = conf->deny_status != RV_UNSET ? conf->deny_status
                                                : HTTP_UNAUTHORIZED;
     rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
     st->status = status;
     ap_set_module_config(r->request_config, &redox_verify_module, st);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
+    /* A denied request's body is not wanted: closing the connection spares
+     * httpd from reading and discarding it (up to LimitRequestBody) to
+     * keep the connection alive.  Redox retries a refused delivery. */
+    if (apr_table_get(r->headers_in, "Transfer-Encoding") != NULL
+        || (cl != NULL && strcmp(cl, "0") != 0)) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                   "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
                   "scope %s%s", what, rv_outcome_name(why), r->uri,
