@@ -381,17 +381,29 @@ static const rv_req_state *prior_state(const request_rec *r)
     return NULL;
 }
 
+/* Records the outcome of this request's check (see rv_req_state). */
+static void remember(request_rec *r, const unsigned char *digest,
+                     const char *name, int status)
+{
+    rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+    if (digest != NULL) {
+        memcpy(st->digest, digest, RV_DIGEST_LEN);
+    }
+    st->name = name;
+    st->status = status;
+    ap_set_module_config(r->request_config, &redox_verify_module, st);
+}
+
 /* One place builds every denial: status, WWW-Authenticate, log line. */
 static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
                 const char *what)
 {
     int status = conf->deny_status != RV_UNSET ? conf->deny_status
                                                : HTTP_UNAUTHORIZED;
-    rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
-    st->status = status;
-    ap_set_module_config(r->request_config, &redox_verify_module, st);
+    remember(r, NULL, NULL, status);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
     /* A denied request's body is not wanted: closing the connection spares
      * httpd from reading and discarding it (up to LimitRequestBody) to
@@ -430,12 +442,7 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
 static void accept_request(request_rec *r, const rv_dir_conf *conf,
                            const unsigned char *digest, const char *name)
 {
-    rv_req_state *st = apr_palloc(r->pool, sizeof(*st));
-
-    memcpy(st->digest, digest, RV_DIGEST_LEN);
-    st->name = name;
-    ap_set_module_config(r->request_config, &redox_verify_module, st);
-
+    remember(r, digest, name, OK);
     apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(RV_OK));
     if (conf->strip != 0) {
@@ -695,11 +702,7 @@ static int check(request_rec *r, int counting)
             if (status != DECLINED) {
                 /* Satisfy Any can let authz override this, answer (DONE)
                  * included: check_fixups gives the same status again. */
-                rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
-
-                st->status = status;
-                ap_set_module_config(r->request_config, &redox_verify_module,
-                                     st);
+                remember(r, NULL, NULL, status);
                 return status;
             }
         }
@@ -759,7 +762,10 @@ static int check_fixups(request_rec *r)
         return DECLINED;
     }
     st = ap_get_module_config(r->request_config, &redox_verify_module);
-    if (st != NULL && st->name == NULL) {
+    if (st != NULL && st->name != NULL) {
+        return DECLINED;             /* accepted by this request's check */
+    }
+    if (st != NULL) {
         /* Denied in the access checker, or a handshake answered or refused
          * there, then let through by Satisfy Any: the same again, without
          * a second run over a redacted query or an already read body */
