@@ -224,10 +224,17 @@ class Apache:
         if not wait_port(self.port, 20):
             raise SystemExit('bench: %s does not listen on %d'
                              % (self.name, self.port))
-        self.children = children_of(self.pid)
+        # The parent listens before it forks the child: a connection can
+        # succeed while there is no child yet to count CPU time for.
+        end = time.time() + 20
+        while not children_of(self.pid) and time.time() < end:
+            time.sleep(0.05)
+        if not children_of(self.pid):
+            raise SystemExit('bench: %s has no child process' % self.name)
 
     def pids(self):
-        pids = [self.pid] + self.children
+        """The parent and its children now (and the backend's)."""
+        pids = [self.pid] + children_of(self.pid)
         if self.backend is not None:
             pids += self.backend.pids()
         return pids
@@ -668,6 +675,9 @@ class Bench:
             samples.append((time.time(), os.path.getsize(srv.access_log)))
         out = proc.stdout.read()
         time.sleep(0.05)
+        if sorted(srv.pids()) != sorted(pids):
+            self.note('%s: a server process came or went during a run; its '
+                      'CPU figure is off' % v.label)
         cpu1 = cpu_ns(pids)
         served = count_lines(srv.access_log)
         size = os.path.getsize(srv.access_log)
