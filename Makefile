@@ -35,7 +35,7 @@ DEB_DIR   = build/deb
 DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl python3
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
 # ... and the package build (make deb) and its tests (lintian, man).
-DEB_PACKAGE = debhelper dpkg-dev apache2-ssl-dev lintian man-db
+DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev lintian man-db
 
 .PHONY: all deps deps-build deps-deb run test unit integration install-test \
         install uninstall man deb clean
@@ -88,7 +88,7 @@ integration: $(MODULE)
 # Runs as root: it installs the package and starts the system's Apache.
 install-test: $(MODULE) $(MANPAGE)
 	@$(MAKE) --no-print-directory deb
-	$(PYTHON) -m pytest -q tests/install
+	RV_DEB_BUILT=1 $(PYTHON) -m pytest -q tests/install
 
 install: $(MODULE) $(MANPAGE)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MODS_AVAILABLE) \
