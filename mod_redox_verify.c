@@ -48,12 +48,14 @@ typedef struct {
     const char *scope;           /* where the RedoxVerify in force is */
 } rv_dir_conf;
 
-/* Remembered on a request whose token was accepted, so that an internal
- * redirect or sub-request, which no longer has the stripped headers, can
- * be checked against its own scope with the same token. */
+/* Remembered on a checked request.  When the token was accepted, an
+ * internal redirect or sub-request, which no longer has the stripped
+ * headers, is checked against its own scope with the same digest; when it
+ * was denied, the fixup safety net denies again without a second log line. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name;
+    const char *name;            /* NULL when denied */
+    int status;                  /* the denial's status */
 } rv_req_state;
 
 /* ------------------------------------------------------------------ */
@@ -98,7 +100,9 @@ static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
 
     conf->verify = on;
     conf->scope = apr_psprintf(cmd->pool, "%s (%s:%d)",
-                               cmd->path ? cmd->path : "server",
+                               cmd->path ? cmd->path
+                               : cmd->server->is_virtual ? "VirtualHost"
+                               : "server config",
                                cmd->directive->filename,
                                cmd->directive->line_num);
     return NULL;
@@ -123,6 +127,16 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                             RV_NAME_MAX);
     }
     args = apr_pmemdup(cmd->temp_pool, argv + 1, (argc - 1) * sizeof(char *));
+    if (argc == 2 && strncmp(args[0], "exec:", 5) == 0
+        && strpbrk(args[0], " \t") != NULL) {
+        /* "exec:/path/prog arg" quoted as one word: split it the same way */
+        char **words;
+
+        apr_tokenize_to_argv(args[0], &words, cmd->temp_pool);
+        for (argc = 1; words[argc - 1] != NULL; argc++) {
+        }
+        args = words;
+    }
     if (strncmp(args[0], "file:", 5) == 0 && args[0][5] != '\0') {
         const char *path = ap_server_root_relative(cmd->temp_pool,
                                                    args[0] + 5);
@@ -146,7 +160,9 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                             argv[0], err);
     }
     if (is_short) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+        /* NULL server: a VirtualHost has no error log while the
+         * configuration is read, so this goes to the startup stderr. */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
                      "redox_verify: RedoxVerificationToken %s (%s:%d) is "
                      "shorter than %d characters; Redox asks for long, "
                      "hard-to-guess tokens", argv[0],
@@ -263,7 +279,7 @@ static const rv_req_state *prior_state(const request_rec *r)
     for (; r != NULL; r = r->main ? r->main : r->prev) {
         const rv_req_state *st = ap_get_module_config(r->request_config,
                                                       &redox_verify_module);
-        if (st != NULL) {
+        if (st != NULL && st->name != NULL) {
             return st;
         }
     }
@@ -276,11 +292,16 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
 {
     int status = conf->deny_status != RV_UNSET ? conf->deny_status
                                                : HTTP_UNAUTHORIZED;
+    rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
 
+    st->status = status;
+    ap_set_module_config(r->request_config, &redox_verify_module, st);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  "redox_verify: denied %s%s: uri \"%s\", scope %s%s",
-                  what, rv_outcome_name(why), r->uri, conf->scope,
+                  "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
+                  "scope %s%s", what, rv_outcome_name(why), r->uri,
+                  ap_get_server_name(r), (unsigned)ap_get_server_port(r),
+                  conf->scope,
                   why == RV_NO_TOKENS ? "; RedoxVerify is On but no "
                   "RedoxVerificationToken is in effect here" : "");
     if (status == HTTP_UNAUTHORIZED) {
@@ -572,6 +593,13 @@ static int check_fixups(request_rec *r)
 
     if (conf->verify != 1) {
         return DECLINED;
+    }
+    st = ap_get_module_config(r->request_config, &redox_verify_module);
+    if (st != NULL && st->name == NULL) {
+        /* Denied in the access checker, then let through by Satisfy Any */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: denied "
+                      "request came past the access checker: denied again");
+        return st->status;
     }
     st = prior_state(r);
     if (st != NULL && rv_tokenset_lookup(conf->tokens, st->digest)) {

@@ -4,6 +4,7 @@
  * Nothing here knows about request_rec; see rv_core.h.
  */
 
+#include <pthread.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -101,12 +102,25 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
 /* Digest                                                              */
 
 static EVP_MD *sha256_md;
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void ctx_key_make(void)
+{
+    pthread_key_create(&ctx_key, ctx_free);
+}
 
 int rv_digest_init(void)
 {
     if (sha256_md == NULL) {
         sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
     }
+    pthread_once(&ctx_once, ctx_key_make);
     return sha256_md != NULL;
 }
 
@@ -114,9 +128,23 @@ int rv_digest(const void *data, apr_size_t len,
               unsigned char out[RV_DIGEST_LEN])
 {
     const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
+    EVP_MD_CTX *ctx;
     unsigned int outlen = 0;
 
-    if (!EVP_Digest(data, len, out, &outlen, md, NULL)) {
+    /* One context per thread, kept between requests: OpenSSL then reuses
+     * the algorithm's state instead of allocating it for every digest. */
+    pthread_once(&ctx_once, ctx_key_make);
+    ctx = pthread_getspecific(ctx_key);
+    if (ctx == NULL) {
+        if ((ctx = EVP_MD_CTX_new()) == NULL
+            || pthread_setspecific(ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            return 0;
+        }
+    }
+    if (!EVP_DigestInit_ex2(ctx, md, NULL)
+        || !EVP_DigestUpdate(ctx, data, len)
+        || !EVP_DigestFinal_ex(ctx, out, &outlen)) {
         return 0;
     }
     return outlen == RV_DIGEST_LEN;

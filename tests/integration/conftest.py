@@ -1,0 +1,43 @@
+"""Shared fixtures for the mod_redox_verify integration suite.
+
+Run with Debian's python:  /usr/bin/python3 -m pytest tests/integration -q
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import rvhttpd  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rv_gen_dir():
+    """Fresh gen/ for every session; left in place afterwards for inspection."""
+    rvhttpd.cleanup_stale()
+    rvhttpd.GEN_DIR.mkdir(parents=True, exist_ok=True)
+    yield rvhttpd.GEN_DIR
+    rvhttpd.stop_all()
+
+
+@pytest.fixture(scope="session")
+def backend():
+    b = rvhttpd.Backend().start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(autouse=True)
+def rv_error_log_check():
+    """After every test, new lines in the error log of every running server
+    must be free of unexpected warnings/errors and crash reports; the
+    module's own `redox_verify: denied` lines are expected."""
+    yield
+    problems = []
+    for h in list(rvhttpd.RUNNING):
+        bad = h.new_unexpected_lines()
+        if bad:
+            problems.append("%s:\n  %s" % (h.error_log, "\n  ".join(bad)))
+    assert not problems, "unexpected error-log lines:\n" + "\n".join(problems)

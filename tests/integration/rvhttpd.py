@@ -1,0 +1,597 @@
+"""Test harness for the mod_redox_verify integration suite.
+
+Generates throw-away Apache httpd server roots, starts/stops Debian's
+apache2 binary on them, talks HTTP to them with full control over the
+request headers, and runs a recording backend that stands in for the
+webhook consumer behind ProxyPass.
+
+Environment overrides:
+  RV_MODULE          path of the module to load (default: <repo>/.libs/mod_redox_verify.so)
+  RV_APACHE          httpd binary (default: /usr/sbin/apache2)
+  RV_HTTPD_PRELOAD   LD_PRELOAD given to httpd only (e.g. libasan for a sanitizer build)
+  RV_GEN_DIR         where server roots are generated (default: tests/integration/gen)
+"""
+
+import hashlib
+import http.client
+import http.server
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+GEN_DIR = Path(os.environ.get("RV_GEN_DIR") or (HERE / "gen")).resolve()
+MODULE = Path(os.environ.get("RV_MODULE") or (REPO / ".libs" / "mod_redox_verify.so")).resolve()
+APACHE = os.environ.get("RV_APACHE") or "/usr/sbin/apache2"
+MODDIR = Path("/usr/lib/apache2/modules")
+
+# Debian modules every generated server loads (unixd, log_config are built in).
+STOCK_MODULES = [
+    ("mpm_event_module", "mod_mpm_event.so"),
+    ("authn_core_module", "mod_authn_core.so"),
+    ("authz_core_module", "mod_authz_core.so"),
+    ("authz_host_module", "mod_authz_host.so"),
+    ("mime_module", "mod_mime.so"),
+    ("dir_module", "mod_dir.so"),
+    ("alias_module", "mod_alias.so"),
+    ("rewrite_module", "mod_rewrite.so"),
+    ("env_module", "mod_env.so"),
+    ("setenvif_module", "mod_setenvif.so"),
+    ("headers_module", "mod_headers.so"),
+    ("include_module", "mod_include.so"),
+    ("cgid_module", "mod_cgid.so"),
+    ("proxy_module", "mod_proxy.so"),
+    ("proxy_http_module", "mod_proxy_http.so"),
+]
+
+LOG_FORMAT = ('%h \\"%r\\" %>s rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e')
+
+# ---------------------------------------------------------------------------
+# secrets bookkeeping: every token the suite configures or sends is
+# registered here, and the final test greps every log for all of them.
+# ---------------------------------------------------------------------------
+SECRETS = set()
+
+
+def register_secret(value):
+    SECRETS.add(value)
+    return value
+
+
+def new_token(nbytes=32):
+    """A fresh URL-safe token (43 chars for 32 bytes), registered as secret."""
+    return register_secret(secrets.token_urlsafe(nbytes))
+
+
+def sha256_hex(token):
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def new_rid():
+    """A request id that tests put into paths/queries to find their traces."""
+    return "rid" + uuid.uuid4().hex[:20]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_file(path, text, mode=0o644):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    os.chmod(path, mode)
+    return path
+
+
+def make_readable_tree(root):
+    """Let www-data (the httpd children) traverse and read the server root."""
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "secrets" in Path(dirpath).relative_to(root).parts:
+            # token files/programs stay root-only: httpd must read them
+            # while still root, at configuration time
+            os.chmod(dirpath, 0o700)
+            continue
+        os.chmod(dirpath, 0o755)
+        for f in filenames:
+            p = Path(dirpath) / f
+            if p.is_symlink():
+                continue
+            m = p.stat().st_mode
+            os.chmod(p, (m | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH) & 0o7777)
+    p = root
+    while p != p.parent:
+        p = p.parent
+        m = p.stat().st_mode
+        if not m & stat.S_IXOTH:
+            os.chmod(p, m | stat.S_IXOTH)
+
+
+# ---------------------------------------------------------------------------
+# error log policy
+# ---------------------------------------------------------------------------
+_BAD_LEVEL = re.compile(r"\[[A-Za-z0-9_.-]*:(warn|error|crit|alert|emerg)\]")
+_CRASH = re.compile(
+    r"AH00052|AH00051|AH00060|AH00045|Segmentation fault|exit signal|"
+    r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|"
+    r"double free|stack smashing|Aborted|core dumped"
+)
+# The module's own denial lines are expected (one per denied request).
+DEFAULT_ALLOWED = [re.compile(r"\[redox_verify:error\].*redox_verify: denied ")]
+
+
+def unexpected_log_lines(text, allowed=()):
+    bad = []
+    pats = list(DEFAULT_ALLOWED) + [re.compile(a) if isinstance(a, str) else a for a in allowed]
+    for line in text.splitlines():
+        if _CRASH.search(line):
+            bad.append(line)
+            continue
+        if _BAD_LEVEL.search(line):
+            if any(p.search(line) for p in pats):
+                continue
+            bad.append(line)
+    return bad
+
+
+# ---------------------------------------------------------------------------
+# HTTP client with exact control over the header lines sent
+# ---------------------------------------------------------------------------
+class Response:
+    def __init__(self, status, headers, body, rid, path, backend=None):
+        self.status = status
+        self.headers = headers  # list of (name, value)
+        self.body = body
+        self.rid = rid
+        self.path = path
+        self._backend = backend
+
+    def header_values(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def header(self, name):
+        vals = self.header_values(name)
+        return vals[0] if vals else None
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    @property
+    def backend_requests(self):
+        """Requests the recording backend received for this request's rid."""
+        if self._backend is None:
+            return []
+        return self._backend.find(self.rid)
+
+    def __repr__(self):
+        return "<Response %s %s %r>" % (self.status, self.path, self.headers)
+
+
+def http_request(port, path, host="localhost", headers=(), method="GET", body=None,
+                 timeout=15):
+    """Send one request; headers is a list of (name, value) pairs sent as-is
+    and in order (duplicates allowed, value may be bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host)
+        for k, v in headers:
+            conn.putheader(k, v)
+        conn.putheader("Connection", "close")
+        if body is not None:
+            if isinstance(body, str):
+                body = body.encode()
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.getheaders(), data
+    finally:
+        conn.close()
+
+
+def bearer(token):
+    return ("Authorization", "Bearer " + token)
+
+
+def vtok(token):
+    return ("verification-token", token)
+
+
+def both(token):
+    return [bearer(token), vtok(token)]
+
+
+# ---------------------------------------------------------------------------
+# recording backend
+# ---------------------------------------------------------------------------
+class BackendRecord:
+    def __init__(self, method, path, headers, body):
+        self.method = method
+        self.path = path
+        self.headers = headers  # list of (name, value) as received
+        self.body = body
+
+    def values(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def has(self, name):
+        return bool(self.values(name))
+
+    def __repr__(self):
+        return "<BackendRecord %s %s %r>" % (self.method, self.path, self.headers)
+
+
+class Backend:
+    """Threaded HTTP server that records every request and answers 200."""
+
+    def __init__(self):
+        self.records = []
+        self.lock = threading.Lock()
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                rec = BackendRecord(self.command, self.path, list(self.headers.items()), body)
+                with backend.lock:
+                    backend.records.append(rec)
+                out = ("backend-ok %s %s\n" % (self.command, self.path)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def find(self, needle):
+        with self.lock:
+            return [r for r in self.records if needle in r.path]
+
+
+# ---------------------------------------------------------------------------
+# generated httpd instance
+# ---------------------------------------------------------------------------
+RUNNING = []     # Httpd instances started and not yet stopped
+INSTANCES = []   # every Httpd instance created in this session
+
+
+def module_path():
+    return MODULE
+
+
+def require_module():
+    assert MODULE.is_file(), (
+        "module %s not built: run `make` in %s (or set RV_MODULE)" % (MODULE, REPO))
+
+
+def global_conf(root, ports, user=True, loglevel="warn redox_verify:debug"):
+    root = Path(root)
+    lines = [
+        'ServerRoot "%s"' % root,
+        'DefaultRuntimeDir "%s/run"' % root,
+        'PidFile "%s/run/httpd.pid"' % root,
+        'Mutex file:%s/run default' % root,
+        'ServerName localhost',
+        'ServerAdmin root@localhost',
+    ]
+    for p in ports:
+        lines.append("Listen 127.0.0.1:%d" % p)
+    for name, so in STOCK_MODULES:
+        lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
+    lines.append('LoadModule redox_verify_module "%s"' % MODULE)
+    if user and os.geteuid() == 0:
+        lines += ["User www-data", "Group www-data"]
+    lines += [
+        'ErrorLog "%s/logs/error.log"' % root,
+        "LogLevel %s" % loglevel,
+        'LogFormat "%s" rvfmt' % LOG_FORMAT,
+        'CustomLog "%s/logs/access.log" rvfmt' % root,
+        "TypesConfig /etc/mime.types",
+        'ScriptSock "%s/run/cgid.sock"' % root,
+        "StartServers 1",
+        "ServerLimit 2",
+        "ThreadsPerChild 16",
+        "MinSpareThreads 1",
+        "MaxSpareThreads 32",
+        "MaxRequestWorkers 32",
+        "Timeout 15",
+        "ProxyTimeout 10",
+        "KeepAlive On",
+        "HostnameLookups Off",
+        'DocumentRoot "%s/htdocs"' % root,
+        "<Directory />",
+        "    AllowOverride None",
+        "    Require all denied",
+        "</Directory>",
+        '<Directory "%s/htdocs">' % root,
+        "    Require all granted",
+        "</Directory>",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Httpd:
+    """One generated server root with its own config, ports and logs."""
+
+    def __init__(self, name, nports=1, env=None, allowed=()):
+        require_module()
+        self.name = name
+        self.root = GEN_DIR / name
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        for d in ("conf", "logs", "run", "htdocs"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        self.ports = [free_port() for _ in range(nports)]
+        self.port = self.ports[0]
+        self.conf = self.root / "conf" / "httpd.conf"
+        self.env = dict(env or {})
+        self.allowed = list(allowed)
+        self.checked_offset = 0
+        self.start_output = ""
+        self.backend = None
+        INSTANCES.append(self)
+
+    # -- files -------------------------------------------------------------
+    @property
+    def error_log(self):
+        return self.root / "logs" / "error.log"
+
+    @property
+    def access_log(self):
+        return self.root / "logs" / "access.log"
+
+    def path(self, rel):
+        return self.root / rel
+
+    def write(self, rel, text, mode=0o644):
+        return write_file(self.root / rel, text, mode)
+
+    def write_conf(self, body):
+        write_file(self.conf, global_conf(self.root, self.ports) + body)
+
+    # -- process control -------------------------------------------------------
+    def _env(self):
+        env = dict(os.environ)
+        env.update(self.env)
+        pre = os.environ.get("RV_HTTPD_PRELOAD")
+        if pre:
+            env["LD_PRELOAD"] = pre
+        return env
+
+    def _save_output(self, tag, proc):
+        out = "$ %s\nrc=%s\n--- stdout\n%s\n--- stderr\n%s\n" % (
+            " ".join(proc.args), proc.returncode, proc.stdout, proc.stderr)
+        with open(self.root / "logs" / ("%s.out" % tag), "a") as f:
+            f.write(out)
+        return out
+
+    def pid(self):
+        try:
+            return int((self.root / "run" / "httpd.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, timeout=20):
+        make_readable_tree(self.root)
+        proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
+                              env=self._env(), capture_output=True, text=True,
+                              timeout=60)
+        self.start_output = proc.stdout + proc.stderr
+        self._save_output("start", proc)
+        if proc.returncode != 0:
+            raise RuntimeError("apache2 -k start failed (rc=%d):\n%s\n--- error.log tail:\n%s"
+                               % (proc.returncode, self.start_output, self.error_log_tail()))
+        RUNNING.append(self)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.pid() and all(self._port_open(p) for p in self.ports):
+                return self
+            time.sleep(0.05)
+        self.stop(check=False)
+        raise RuntimeError("httpd %s did not come up:\n%s" % (self.name, self.error_log_tail()))
+
+    @staticmethod
+    def _port_open(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, check=True, timeout=20):
+        pid = self.pid()
+        proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "stop"],
+                              env=self._env(), capture_output=True, text=True, timeout=60)
+        self._save_output("stop", proc)
+        if pid:
+            deadline = time.time() + timeout
+            while time.time() < deadline and _alive(pid):
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if self in RUNNING:
+            RUNNING.remove(self)
+        if check:
+            bad = self.new_unexpected_lines()
+            assert not bad, "unexpected error-log lines in %s:\n%s" % (self.name, "\n".join(bad))
+
+    # -- logs ----------------------------------------------------------------------
+    def error_log_text(self):
+        try:
+            return self.error_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def error_log_tail(self, n=40):
+        return "\n".join(self.error_log_text().splitlines()[-n:])
+
+    def new_unexpected_lines(self):
+        try:
+            with open(self.error_log, "rb") as f:
+                f.seek(self.checked_offset)
+                data = f.read()
+        except OSError:
+            return []
+        # only look at complete lines; a partial last line is re-read later
+        cut = data.rfind(b"\n") + 1
+        self.checked_offset += cut
+        return unexpected_log_lines(data[:cut].decode("utf-8", "replace"), self.allowed)
+
+    def error_lines(self, needle, timeout=3.0, want=1):
+        """Error-log lines containing needle (polls until want lines seen)."""
+        deadline = time.time() + timeout
+        while True:
+            lines = [l for l in self.error_log_text().splitlines() if needle in l]
+            if len(lines) >= want or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def access_lines(self, needle, timeout=3.0):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                text = self.access_log.read_text(errors="replace")
+            except OSError:
+                text = ""
+            lines = [l for l in text.splitlines() if needle in l]
+            if lines or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    # -- requests ------------------------------------------------------------------
+    def request(self, path, host="localhost", headers=(), method="GET", body=None, port=None,
+                rid=None):
+        """Request path; '{rid}' in path is replaced by a fresh request id,
+        otherwise the id is appended as query argument."""
+        rid = rid or new_rid()
+        if "{rid}" in path:
+            path = path.replace("{rid}", rid)
+        else:
+            path = path + ("&" if "?" in path else "?") + "rid=" + rid
+        status, hdrs, data = http_request(port or self.port, path, host=host,
+                                          headers=list(headers), method=method, body=body)
+        return Response(status, hdrs, data, rid, path, self.backend)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie counts as gone
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().split(")")[-1].split()[0] == "Z":
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def stop_all():
+    for h in list(RUNNING):
+        try:
+            h.stop(check=False)
+        except Exception:
+            pass
+
+
+def cleanup_stale(gen_dir=GEN_DIR):
+    """Stop httpds left running by an interrupted earlier run, then wipe gen/."""
+    if not gen_dir.exists():
+        return
+    for pidfile in gen_dir.glob("*/run/httpd.pid"):
+        try:
+            pid = int(pidfile.read_text().strip())
+            cmd = Path("/proc/%d/cmdline" % pid).read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if str(pidfile.parent.parent) in cmd and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.time() + 10
+            while time.time() < deadline and _alive(pid):
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(gen_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# `apache2 -t` runs for configuration checks
+# ---------------------------------------------------------------------------
+class ConfigResult:
+    def __init__(self, rc, output, conf):
+        self.rc = rc
+        self.output = output
+        self.conf = conf
+
+    def __repr__(self):
+        return "<ConfigResult rc=%s conf=%s\n%s>" % (self.rc, self.conf, self.output)
+
+
+def config_test(name, body, env=None, files=None):
+    """Write a config with body inside one VirtualHost-less server and run
+    `apache2 -t` on it. files: {relpath: (text, mode)} written into the
+    root first; '@ROOT@' in body is replaced with the root path."""
+    require_module()
+    root = GEN_DIR / "configtest" / name
+    if root.exists():
+        shutil.rmtree(root)
+    for d in ("conf", "logs", "run", "htdocs"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for rel, (text, mode) in (files or {}).items():
+        write_file(root / rel, text, mode)
+    conf = root / "conf" / "httpd.conf"
+    write_file(conf, global_conf(root, [free_port()]) + body.replace("@ROOT@", str(root)))
+    make_readable_tree(root)
+    e = dict(os.environ)
+    e.update(env or {})
+    pre = os.environ.get("RV_HTTPD_PRELOAD")
+    if pre:
+        e["LD_PRELOAD"] = pre
+    proc = subprocess.run([APACHE, "-t", "-f", str(conf)], env=e, capture_output=True,
+                          text=True, timeout=60)
+    out = proc.stdout + proc.stderr
+    write_file(root / "logs" / "configtest.out", "rc=%d\n%s" % (proc.returncode, out))
+    return ConfigResult(proc.returncode, out, conf)
