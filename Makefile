@@ -35,7 +35,8 @@ DEB_DIR   = build/deb
 DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl python3
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
 # ... and the package build (make deb) and its tests (lintian, man).
-DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev lintian man-db
+DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
+              lintian man-db
 
 .PHONY: all deps deps-build deps-deb run test unit integration install-test \
         install uninstall man deb clean
