@@ -34,6 +34,9 @@ EXAMPLE = DOC_DIR + "/examples/redox-vhost.conf.example"
 APT = ["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=300"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 CHALLENGE = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+# apache2ctl makes these (from Debian's envvars) when they are missing.
+RUNTIME_DIRS = ["/var/run/apache2/socks", "/var/run/apache2",
+                "/var/lock/apache2"]
 
 # What the machine looked like before the package went on (set by the
 # fixture, compared by the last test).
@@ -102,6 +105,7 @@ def snapshot():
         "etc": tree("/etc/apache2"),
         "modules": sorted(os.listdir("/usr/lib/apache2/modules")),
         "state": tree("/var/lib/apache2"),
+        "runtime dirs": {d: os.path.isdir(d) for d in RUNTIME_DIRS},
         "doc": os.path.exists(DOC_DIR),
         "man": glob.glob("/usr/share/man/man5/redox_verify.5*"),
         "system apache running": system_apache_running(),
@@ -240,6 +244,17 @@ Include {d}/redox-vhost.conf
 """.format(d=d, port=site.port, extra="\n".join(extra)))
 
 
+def remove_runtime_dirs_made_here():
+    """rmdir what apache2ctl made for the test; a directory something else
+    has put files in stays, and the last test reports it."""
+    for d in RUNTIME_DIRS:                   # innermost first
+        if not BEFORE["runtime dirs"][d] and os.path.isdir(d):
+            try:
+                os.rmdir(d)
+            except OSError as e:
+                print("cannot remove %s: %s" % (d, e))
+
+
 def stop_apache(site):
     """apache2ctl stop, then make sure: no process of this instance may
     outlive the test."""
@@ -300,6 +315,7 @@ def site(as_root, deb, tmp_path_factory):
                      lambda: run(APT + ["purge", PACKAGE], env=APT_ENV,
                                  check=False),
                      lambda: s.backend.shutdown(),
+                     remove_runtime_dirs_made_here,
                      # test keys and tokens; failures quote the logs
                      lambda: shutil.rmtree(d)):
             try:
