@@ -366,6 +366,9 @@ def test_rv_deb_control(deb):
     for needed in ("apache2-api-20120211", "apache2-bin", "libc6",
                    "libssl3", "libjansson4"):
         assert needed in deps, "Depends lacks %s: %s" % (needed, depends)
+    # a2enmod and /etc/apache2 come with apache2, not apache2-bin
+    assert run(["dpkg-deb", "-f", deb, "Recommends"]).stdout.strip() == \
+        "apache2"
     assert run(["dpkg-deb", "-f", deb, "Section"]).stdout.strip() == "httpd"
     conffiles = run(["dpkg-deb", "-I", deb, "conffiles"]).stdout.split()
     assert sorted(conffiles) == ["/etc/apache2/mods-available/redox_verify.conf",
