@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import PACKAGE, TOP, free_port, run
+from conftest import DOC, PACKAGE, free_port, run
 
 MODULE_PATH = "/usr/lib/apache2/modules/mod_redox_verify.so"
 ENABLED_LINK = "/etc/apache2/mods-enabled/redox_verify.load"
@@ -197,8 +197,6 @@ def write_site(site):
     for old, new in changes:
         assert old in text, "the example no longer has %r" % old
         text = text.replace(old, new)
-    with open(os.path.join(d, "redox-vhost.conf"), "w") as f:
-        f.write(text)
 
     # Tokens as the example's comment says to make them.
     os.makedirs(d + "/redox", mode=0o700)
@@ -207,6 +205,18 @@ def write_site(site):
         run("umask 077; openssl rand -hex 32 > " + path)
         with open(path) as f:
             site.tokens[name] = f.read().strip()
+    # staging by its digest only, made with the manual's command.
+    with open(DOC) as f:
+        cmd = [line.strip() for line in f
+               if "< /etc/apache2/redox/prod.token | sha256sum" in line]
+    assert len(cmd) == 1, cmd
+    digest = run(cmd[0].replace("/etc/apache2/redox/prod.token",
+                                d + "/redox/staging.token")).stdout.strip()
+    text, n = re.subn(r"(RedoxVerificationToken staging +)file:\S+",
+                      r"\g<1>sha256:" + digest, text)
+    assert n == 1, "the example no longer has the staging token line"
+    with open(os.path.join(d, "redox-vhost.conf"), "w") as f:
+        f.write(text)
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
          "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
          "-subj", "/CN=redox.example.org",

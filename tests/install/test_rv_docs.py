@@ -5,6 +5,7 @@ directive is documented that the module lacks, every outcome the module
 can log is in the troubleshooting table, and the man page generated from
 the manual renders without a warning."""
 
+import hashlib
 import os
 import re
 import subprocess
@@ -214,3 +215,36 @@ def test_rv_docs_md2man_refuses_what_it_cannot_render(tmp_path):
                 str(src), str(tmp_path / "x.5")], check=False)
     assert proc.returncode != 0 and "unsupported" in proc.stderr
     assert not (tmp_path / "x.5").exists()
+
+
+def documented_command(doc_text, needle):
+    """The one code line of the manual that contains needle."""
+    lines = [line.strip() for line in doc_text.splitlines()
+             if line.startswith("    ") and needle in line]
+    assert len(lines) == 1, (needle, lines)
+    return lines[0]
+
+
+def test_rv_docs_token_one_liners_give_the_digest(doc_text, tmp_path):
+    """The manual's commands that make a token and its sha256: digest give
+    the SHA-256 of the token itself (no newline), which is what sha256:
+    takes; test_rv_deb configures a token by the digest they print."""
+    path = tmp_path / "prod.token"
+    make = documented_command(doc_text, "openssl rand -hex 32 > "
+                              "/etc/apache2/redox/prod.token")
+    run(make.replace("/etc/apache2/redox/prod.token", str(path)))
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    token = path.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", token)
+    want = hashlib.sha256(token.encode()).hexdigest()
+
+    digest = documented_command(doc_text, "< /etc/apache2/redox/prod.token")
+    out = run(digest.replace("/etc/apache2/redox/prod.token", str(path)))
+    assert out.stdout.strip() == want
+
+    seen = tmp_path / "seen"
+    one_liner = documented_command(doc_text, "tee /dev/tty")
+    out = run(one_liner.replace("/dev/tty", str(seen)))
+    shown = seen.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", shown)
+    assert out.stdout.strip() == hashlib.sha256(shown.encode()).hexdigest()
