@@ -51,11 +51,12 @@ typedef struct {
 /* Remembered on a checked request.  When the token was accepted, an
  * internal redirect or sub-request, which no longer has the stripped
  * headers, is checked against its own scope with the same digest; when it
- * was denied, the fixup safety net denies again without a second log line. */
+ * was denied, or a handshake was answered or refused, the fixup safety net
+ * gives the same status again without a second log line. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name;            /* NULL when denied */
-    int status;                  /* the denial's status */
+    const char *name;            /* NULL when denied or a handshake */
+    int status;                  /* the denial's or the handshake's status */
 } rv_req_state;
 
 /* ------------------------------------------------------------------ */
@@ -356,28 +357,36 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
 /* ------------------------------------------------------------------ */
 /* The handshake                                                       */
 
-static char *replace_once(apr_pool_t *p, char *s, const char *old,
-                          const char *new)
+/* Masks the token in the query of s (a request line or a URI): from the
+ * first '?' to the first space or '#'.  Returns s when there is none. */
+static char *redact_in(apr_pool_t *p, char *s)
 {
-    const char *at = s ? strstr(s, old) : NULL;
+    char *q = s ? strchr(s, '?') : NULL, *masked;
+    apr_size_t n;
 
-    if (at == NULL) {
+    if (q == NULL) {
         return s;
     }
-    return apr_pstrcat(p, apr_pstrmemdup(p, s, at - s), new,
-                       at + strlen(old), NULL);
+    q++;
+    n = strcspn(q, " #");
+    masked = rv_hs_redact_query(p, apr_pstrmemdup(p, q, n));
+    if (masked == NULL) {
+        return s;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, s, q - s), masked, q + n, NULL);
 }
 
 /* A token in the URL (the GET handshake) must not reach the access log's
- * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query. */
+ * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query.
+ * The request line and the URI are masked on their own, since a rewrite
+ * may have changed r->args. */
 static void redact_query(request_rec *r)
 {
     char *args = rv_hs_redact_query(r->pool, r->args);
 
+    r->the_request = redact_in(r->pool, r->the_request);
+    r->unparsed_uri = redact_in(r->pool, r->unparsed_uri);
     if (args != NULL) {
-        r->the_request = replace_once(r->pool, r->the_request, r->args, args);
-        r->unparsed_uri = replace_once(r->pool, r->unparsed_uri, r->args,
-                                       args);
         r->parsed_uri.query = args;
         r->args = args;
     }
@@ -459,7 +468,8 @@ static int handshake(request_rec *r, const rv_dir_conf *conf,
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
 
-    if (r->method_number == M_GET) {
+    /* httpd gives HEAD the method number of GET: header_only tells it. */
+    if (r->method_number == M_GET && !r->header_only) {
         if (args == NULL) {
             return DECLINED;
         }
@@ -531,9 +541,7 @@ static int check_access(request_rec *r)
         }
         return DECLINED;
     }
-    if (args != NULL) {
-        redact_query(r);
-    }
+    redact_query(r);
     auth = apr_table_get(r->headers_in, "Authorization");
     vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
 
@@ -547,6 +555,13 @@ static int check_access(request_rec *r)
             int status = handshake(r, conf, args);
 
             if (status != DECLINED) {
+                /* Satisfy Any can let authz override this, answer (DONE)
+                 * included: check_fixups gives the same status again. */
+                rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+                st->status = status;
+                ap_set_module_config(r->request_config, &redox_verify_module,
+                                     st);
                 return status;
             }
         }
@@ -596,9 +611,14 @@ static int check_fixups(request_rec *r)
     }
     st = ap_get_module_config(r->request_config, &redox_verify_module);
     if (st != NULL && st->name == NULL) {
-        /* Denied in the access checker, then let through by Satisfy Any */
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: denied "
-                      "request came past the access checker: denied again");
+        /* Denied in the access checker, or a handshake answered or refused
+         * there, then let through by Satisfy Any: the same again, without
+         * a second run over a redacted query or an already read body */
+        if (st->status != DONE) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: "
+                          "denied request came past the access checker: "
+                          "denied again");
+        }
         return st->status;
     }
     st = prior_state(r);
