@@ -248,3 +248,27 @@ def test_rv_docs_token_one_liners_give_the_digest(doc_text, tmp_path):
     shown = seen.read_text().strip()
     assert re.fullmatch(r"[0-9a-f]{64}", shown)
     assert out.stdout.strip() == hashlib.sha256(shown.encode()).hexdigest()
+
+
+def handler_names():
+    """The handler names mod_redox_verify.c answers (r->handler compared
+    with a literal or a macro of one)."""
+    with open(os.path.join(TOP, "mod_redox_verify.c"), encoding="utf-8") as f:
+        src = f.read()
+    macros = dict(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"', src, re.M))
+    names = set()
+    for ref in re.findall(r"\bstr(?:case)?cmp\(\s*r->handler\s*,\s*"
+                          r"(\w+|\"[^\"]*\")\s*\)", src):
+        assert ref.startswith('"') or ref in macros, \
+            "cannot resolve handler name " + ref
+        names.add(ref.strip('"') if ref.startswith('"') else macros[ref])
+    assert "r->handler" not in src or names, \
+        "mod_redox_verify.c looks at r->handler in a way this test does " \
+        "not understand; teach handler_names()"
+    return names
+
+
+def test_rv_docs_every_handler_documented(doc_text):
+    for name in handler_names():
+        assert "SetHandler %s" % name in doc_text, \
+            "handler %r is not documented with a SetHandler example" % name
