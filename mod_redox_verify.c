@@ -294,10 +294,18 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     int status = conf->deny_status != RV_UNSET ? conf->deny_status
                                                : HTTP_UNAUTHORIZED;
     rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
     st->status = status;
     ap_set_module_config(r->request_config, &redox_verify_module, st);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
+    /* A denied request's body is not wanted: closing the connection spares
+     * httpd from reading and discarding it (up to LimitRequestBody) to
+     * keep the connection alive.  Redox retries a refused delivery. */
+    if (apr_table_get(r->headers_in, "Transfer-Encoding") != NULL
+        || (cl != NULL && strcmp(cl, "0") != 0)) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                   "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
                   "scope %s%s", what, rv_outcome_name(why), r->uri,
@@ -345,6 +353,13 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
                             &tok, &len) != RV_ABSENT) {
             apr_table_unset(r->headers_in, "Authorization");
         }
+        /* An h2c upgrade would run this request again, as stream 1 of the
+         * new connection, from a copy of the headers just stripped, and so
+         * deny it: serve it as HTTP/1.1 (a server may ignore Upgrade). */
+        if (ap_find_token(r->pool, apr_table_get(r->headers_in, "Upgrade"),
+                          "h2c")) {
+            apr_table_unset(r->headers_in, "Upgrade");
+        }
     }
     if (conf->source_header) {
         apr_table_setn(r->headers_in, conf->source_header, name);
@@ -364,7 +379,8 @@ static char *redact_in(apr_pool_t *p, char *s)
     char *q = s ? strchr(s, '?') : NULL, *masked;
     apr_size_t n;
 
-    if (q == NULL) {
+    /* Runs for every logged request: no copy unless there is a token. */
+    if (q == NULL || strstr(q, "verification-token") == NULL) {
         return s;
     }
     q++;
@@ -390,6 +406,16 @@ static void redact_query(request_rec *r)
         r->parsed_uri.query = args;
         r->args = args;
     }
+}
+
+/* httpd logs a request it refused before any access check ran (a 400 for
+ * a bad header line, a 414 for a long request line) with the request line
+ * as received, and the scope of such a request is not known: mask a
+ * handshake token in every logged copy of the query, whatever the scope. */
+static int redact_for_log(request_rec *r)
+{
+    redact_query(r);
+    return DECLINED;
 }
 
 /* Reads a request body of at most RV_HS_BODY_MAX bytes into buf, chunked
@@ -648,6 +674,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_access_checker(check_access, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(check_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* before mod_log_config (APR_HOOK_MIDDLE) writes the access log */
+    ap_hook_log_transaction(redact_for_log, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }
 
 AP_DECLARE_MODULE(redox_verify) = {

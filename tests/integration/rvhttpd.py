@@ -10,6 +10,8 @@ Environment overrides:
   RV_APACHE          httpd binary (default: /usr/sbin/apache2)
   RV_HTTPD_PRELOAD   LD_PRELOAD given to httpd only (e.g. libasan for a sanitizer build)
   RV_GEN_DIR         where server roots are generated (default: tests/integration/gen)
+  RV_LOGLEVEL        LogLevel of every generated server (default: info redox_verify:trace8,
+                     the most a real site could log; the leak test greps all of it)
 """
 
 import hashlib
@@ -54,7 +56,12 @@ STOCK_MODULES = [
     ("proxy_http_module", "mod_proxy_http.so"),
 ]
 
-LOG_FORMAT = ('%h \\"%r\\" %>s rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e')
+# Every generated server logs the way a real site would: httpd's `combined`
+# format plus the module's variables, and the module at trace8 (LOG_LEVEL).
+# Tests read the last two fields (rvsrc=, rvver=).
+LOG_FORMAT = ('%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\" '
+              'rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e')
+LOG_LEVEL = os.environ.get("RV_LOGLEVEL") or "info redox_verify:trace8"
 
 # ---------------------------------------------------------------------------
 # secrets bookkeeping: every token the suite configures or sends is
@@ -66,6 +73,16 @@ SECRETS = set()
 def register_secret(value):
     SECRETS.add(value)
     return value
+
+
+# Every response body any client of the suite received; the final test greps
+# them for the secrets too.
+RESPONSE_BODIES = []
+
+
+def record_response(body):
+    RESPONSE_BODIES.append(bytes(body))
+    return body
 
 
 def new_token(nbytes=32):
@@ -201,7 +218,7 @@ def http_request(port, path, host="localhost", headers=(), method="GET", body=No
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body)
         resp = conn.getresponse()
-        data = resp.read()
+        data = record_response(resp.read())
         return resp.status, resp.getheaders(), data
     finally:
         conn.close()
@@ -261,7 +278,10 @@ class Backend:
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
-                self.wfile.write(out)
+                if self.command != "HEAD":
+                    # a body after a HEAD answer would be read by mod_proxy
+                    # as the answer to its next request on this connection
+                    self.wfile.write(out)
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = _any
 
@@ -302,7 +322,7 @@ def require_module():
         "module %s not built: run `make` in %s (or set RV_MODULE)" % (MODULE, REPO))
 
 
-def global_conf(root, ports, user=True, loglevel="warn redox_verify:debug"):
+def global_conf(root, ports, user=True, loglevel=None):
     root = Path(root)
     lines = [
         'ServerRoot "%s"' % root,
@@ -321,7 +341,7 @@ def global_conf(root, ports, user=True, loglevel="warn redox_verify:debug"):
         lines += ["User www-data", "Group www-data"]
     lines += [
         'ErrorLog "%s/logs/error.log"' % root,
-        "LogLevel %s" % loglevel,
+        "LogLevel %s" % (loglevel or LOG_LEVEL),
         'LogFormat "%s" rvfmt' % LOG_FORMAT,
         'CustomLog "%s/logs/access.log" rvfmt' % root,
         "TypesConfig /etc/mime.types",
