@@ -25,8 +25,8 @@ WARN      = -Wall -Wextra
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 
-SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c
-HDRS      = rv_core.h rv_handshake.h
+SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c rv_metrics.c
+HDRS      = rv_core.h rv_handshake.h rv_metrics.h
 MODULE    = .libs/mod_redox_verify.so
 MANPAGE   = build/man/redox_verify.5
 DEB_DIR   = build/deb
@@ -71,7 +71,8 @@ test: deps
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory install-test
 
-UNIT_TESTS = tests/unit/test_rv_core tests/unit/test_rv_handshake
+UNIT_TESTS = tests/unit/test_rv_core tests/unit/test_rv_handshake \
+             tests/unit/test_rv_metrics
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do $$t || exit 1; done

@@ -232,13 +232,15 @@ const char *rv_tokenset_add(rv_tokenset *s, const char *name,
     return NULL;
 }
 
-const char *rv_tokenset_lookup(const rv_tokenset *s,
-                               const unsigned char digest[RV_DIGEST_LEN])
+/* Static, so that the lookups below inline it instead of calling through
+ * the module's PLT (a -fPIC build may not bind exported calls locally). */
+static int find_slot(const rv_tokenset *s,
+                     const unsigned char digest[RV_DIGEST_LEN])
 {
     apr_uint32_t i;
 
     if (s == NULL || s->count == 0) {
-        return NULL;
+        return -1;
     }
     /* The slot is chosen by the digest of the presented token, which says
      * nothing usable about any configured secret; each candidate in the
@@ -246,11 +248,38 @@ const char *rv_tokenset_lookup(const rv_tokenset *s,
     i = slot_index(digest, s->mask);
     while (s->slots[i].name != NULL) {
         if (CRYPTO_memcmp(s->slots[i].digest, digest, RV_DIGEST_LEN) == 0) {
-            return s->slots[i].name;
+            return (int)i;
         }
         i = (i + 1) & s->mask;
     }
-    return NULL;
+    return -1;
+}
+
+int rv_tokenset_find(const rv_tokenset *s,
+                     const unsigned char digest[RV_DIGEST_LEN])
+{
+    return find_slot(s, digest);
+}
+
+const char *rv_tokenset_lookup(const rv_tokenset *s,
+                               const unsigned char digest[RV_DIGEST_LEN])
+{
+    int i = find_slot(s, digest);
+
+    return i >= 0 ? s->slots[i].name : NULL;
+}
+
+int rv_tokenset_slots(const rv_tokenset *s)
+{
+    return s ? (int)s->mask + 1 : 0;
+}
+
+const char *rv_tokenset_name_at(const rv_tokenset *s, int slot)
+{
+    if (s == NULL || slot < 0 || (apr_uint32_t)slot > s->mask) {
+        return NULL;
+    }
+    return s->slots[slot].name;
 }
 
 int rv_tokenset_count(const rv_tokenset *s)
@@ -265,11 +294,23 @@ rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
                      const char *authorization, const char *vtoken,
                      const char **name, unsigned char digest[RV_DIGEST_LEN])
 {
+    int slot;
+    rv_outcome o = rv_verify_slot(s, mode, authorization, vtoken, &slot,
+                                  digest);
+
+    *name = rv_tokenset_name_at(s, slot);
+    return o;
+}
+
+rv_outcome rv_verify_slot(const rv_tokenset *s, rv_hdr_mode mode,
+                          const char *authorization, const char *vtoken,
+                          int *slot, unsigned char digest[RV_DIGEST_LEN])
+{
     const char *a = NULL, *v = NULL, *tok;
     apr_size_t alen = 0, vlen = 0, len;
     rv_presence pa = RV_ABSENT, pv = RV_ABSENT;
 
-    *name = NULL;
+    *slot = -1;
     if (rv_tokenset_count(s) == 0) {
         return RV_NO_TOKENS;                       /* fail closed */
     }
@@ -313,22 +354,33 @@ rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
     }
     tok = pa == RV_PRESENT ? a : v;
     len = pa == RV_PRESENT ? alen : vlen;
-    return rv_check_token(s, tok, len, name, digest);
+    return rv_check_token_slot(s, tok, len, slot, digest);
 }
 
 rv_outcome rv_check_token(const rv_tokenset *s, const char *tok,
                           apr_size_t len, const char **name,
                           unsigned char digest[RV_DIGEST_LEN])
 {
-    *name = NULL;
+    int slot;
+    rv_outcome o = rv_check_token_slot(s, tok, len, &slot, digest);
+
+    *name = rv_tokenset_name_at(s, slot);
+    return o;
+}
+
+rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
+                               apr_size_t len, int *slot,
+                               unsigned char digest[RV_DIGEST_LEN])
+{
+    *slot = -1;
     if (rv_tokenset_count(s) == 0) {
         return RV_NO_TOKENS;
     }
     if (!rv_digest(tok, len, digest)) {
         return RV_WRONG_TOKEN;                     /* fail closed */
     }
-    *name = rv_tokenset_lookup(s, digest);
-    return *name ? RV_OK : RV_WRONG_TOKEN;
+    *slot = find_slot(s, digest);
+    return *slot >= 0 ? RV_OK : RV_WRONG_TOKEN;
 }
 
 /* ------------------------------------------------------------------ */

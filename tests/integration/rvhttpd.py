@@ -37,9 +37,9 @@ MODULE = Path(os.environ.get("RV_MODULE") or (REPO / ".libs" / "mod_redox_verify
 APACHE = os.environ.get("RV_APACHE") or "/usr/sbin/apache2"
 MODDIR = Path("/usr/lib/apache2/modules")
 
-# Debian modules every generated server loads (unixd, log_config are built in).
+# Debian modules every generated server loads (unixd, log_config are built in),
+# after the MPM (see MPM_CONF).
 STOCK_MODULES = [
-    ("mpm_event_module", "mod_mpm_event.so"),
     ("authn_core_module", "mod_authn_core.so"),
     ("authz_core_module", "mod_authz_core.so"),
     ("authz_host_module", "mod_authz_host.so"),
@@ -55,6 +55,27 @@ STOCK_MODULES = [
     ("proxy_module", "mod_proxy.so"),
     ("proxy_http_module", "mod_proxy_http.so"),
 ]
+
+# The MPM a generated server runs, with small limits suited to tests.
+MPM_CONF = {
+    "event": [
+        'LoadModule mpm_event_module "%s"' % (MODDIR / "mod_mpm_event.so"),
+        "StartServers 1",
+        "ServerLimit 2",
+        "ThreadsPerChild 16",
+        "MinSpareThreads 1",
+        "MaxSpareThreads 32",
+        "MaxRequestWorkers 32",
+    ],
+    "prefork": [
+        'LoadModule mpm_prefork_module "%s"' % (MODDIR / "mod_mpm_prefork.so"),
+        "StartServers 1",
+        "MinSpareServers 1",
+        "MaxSpareServers 8",
+        "ServerLimit 8",
+        "MaxRequestWorkers 8",
+    ],
+}
 
 # Every generated server logs the way a real site would: httpd's `combined`
 # format plus the module's variables, and the module at trace8 (LOG_LEVEL).
@@ -322,7 +343,7 @@ def require_module():
         "module %s not built: run `make` in %s (or set RV_MODULE)" % (MODULE, REPO))
 
 
-def global_conf(root, ports, user=True, loglevel=None):
+def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
     root = Path(root)
     lines = [
         'ServerRoot "%s"' % root,
@@ -334,6 +355,7 @@ def global_conf(root, ports, user=True, loglevel=None):
     ]
     for p in ports:
         lines.append("Listen 127.0.0.1:%d" % p)
+    lines.append(MPM_CONF[mpm][0])
     for name, so in STOCK_MODULES:
         lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
     lines.append('LoadModule redox_verify_module "%s"' % MODULE)
@@ -346,12 +368,9 @@ def global_conf(root, ports, user=True, loglevel=None):
         'CustomLog "%s/logs/access.log" rvfmt' % root,
         "TypesConfig /etc/mime.types",
         'ScriptSock "%s/run/cgid.sock"' % root,
-        "StartServers 1",
-        "ServerLimit 2",
-        "ThreadsPerChild 16",
-        "MinSpareThreads 1",
-        "MaxSpareThreads 32",
-        "MaxRequestWorkers 32",
+    ]
+    lines += MPM_CONF[mpm][1:]
+    lines += [
         "Timeout 15",
         "ProxyTimeout 10",
         "KeepAlive On",
@@ -372,7 +391,7 @@ def global_conf(root, ports, user=True, loglevel=None):
 class Httpd:
     """One generated server root with its own config, ports and logs."""
 
-    def __init__(self, name, nports=1, env=None, allowed=()):
+    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event"):
         require_module()
         self.name = name
         self.root = GEN_DIR / name
@@ -385,6 +404,7 @@ class Httpd:
         self.conf = self.root / "conf" / "httpd.conf"
         self.env = dict(env or {})
         self.allowed = list(allowed)
+        self.mpm = mpm
         self.checked_offset = 0
         self.start_output = ""
         self.backend = None
@@ -406,7 +426,7 @@ class Httpd:
         return write_file(self.root / rel, text, mode)
 
     def write_conf(self, body):
-        write_file(self.conf, global_conf(self.root, self.ports) + body)
+        write_file(self.conf, global_conf(self.root, self.ports, mpm=self.mpm) + body)
 
     # -- process control -------------------------------------------------------
     def _env(self):
