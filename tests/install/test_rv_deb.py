@@ -215,6 +215,14 @@ def write_site(site):
     text, n = re.subn(r"(RedoxVerificationToken staging +)file:\S+",
                       r"\g<1>sha256:" + digest, text)
     assert n == 1, "the example no longer has the staging token line"
+    # The manual's metrics <Location>, in the same VirtualHost.
+    with open(DOC) as f:
+        m = re.search(r"\n((    .*\n)*    +SetHandler redox-verify-metrics\n"
+                      r"(    .*\n)*)", f.read())
+    assert m, "the manual has no SetHandler redox-verify-metrics block"
+    block = "\n".join(line[4:] for line in m.group(1).splitlines())
+    text, n = re.subn(r"</VirtualHost>", block + "\n</VirtualHost>", text)
+    assert n == 1
     with open(os.path.join(d, "redox-vhost.conf"), "w") as f:
         f.write(text)
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -499,6 +507,35 @@ class TestInstalled:
         assert status == 200 and body == CHALLENGE
         assert headers.get("content-type", "").startswith("text/plain")
         assert len(Recorder.seen) == before
+
+    def test_rv_deb_metrics(self, site):
+        status, headers, body = site.curl("/redox-metrics")
+        assert status == 200, body
+        assert headers.get("content-type", "").startswith("text/plain; "
+                                                          "version=0.0.4")
+        values = dict(re.findall(r"^(redox_verify_\w+\{[^}]*\}) (\d+)$",
+                                 body, re.M))
+
+        def value(series, **labels):
+            labels["vhost"] = "redox.example.org:%d" % site.port
+            for key, v in values.items():
+                if key.startswith(series + "{") and all(
+                        '%s="%s"' % kv in key for kv in labels.items()):
+                    return int(v)
+            raise AssertionError("no %s %s in:\n%s" % (series, labels, body))
+
+        # What the tests above sent; /redox/health (Off) is not counted.
+        assert value("redox_verify_requests_accepted_total", name="prod") == 1
+        assert value("redox_verify_requests_accepted_total",
+                     name="staging") == 1
+        assert value("redox_verify_requests_denied_total",
+                     reason="wrong-token") == 1
+        assert value("redox_verify_requests_denied_total",
+                     reason="missing") == 1
+        assert value("redox_verify_handshakes_answered_total",
+                     name="prod") == 1
+        for tok in site.tokens.values():
+            assert tok not in body
 
     def test_rv_deb_logs(self, site):
         access = site.log("redox_access.log")
