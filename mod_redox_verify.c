@@ -971,6 +971,14 @@ static void plan_counters(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     }
 }
 
+/* The module is unloaded with pconf at a restart: release the algorithm. */
+static apr_status_t digest_term(void *data)
+{
+    (void)data;
+    rv_digest_term();
+    return APR_SUCCESS;
+}
+
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)pconf;
@@ -986,6 +994,8 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
                      "redox_verify: OpenSSL has no SHA-256");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    apr_pool_cleanup_register(pconf, NULL, digest_term,
+                              apr_pool_cleanup_null);
     return OK;
 }
 
@@ -1125,10 +1135,22 @@ static int status_hook(request_rec *r, int flags)
     return OK;
 }
 
+/* A child keeps its threads: let each keep its digest context. */
+static void child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    if (!rv_digest_cache_per_thread()) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "redox_verify: no "
+                     "thread key for the digest context; allocating one "
+                     "per request");
+    }
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_mpm(pre_mpm, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_access_checker(check_access, NULL, NULL, APR_HOOK_FIRST);
