@@ -102,17 +102,16 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
 /* Digest                                                              */
 
 static EVP_MD *sha256_md;
+
+/* The per-thread context cache is switched on in each child process only:
+ * the parent reloads the module on every restart, and a thread key made
+ * there would never be deleted (keys are a limited resource). */
+static int ctx_cached;
 static pthread_key_t ctx_key;
-static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 
 static void ctx_free(void *ctx)
 {
     EVP_MD_CTX_free(ctx);
-}
-
-static void ctx_key_make(void)
-{
-    pthread_key_create(&ctx_key, ctx_free);
 }
 
 int rv_digest_init(void)
@@ -120,8 +119,21 @@ int rv_digest_init(void)
     if (sha256_md == NULL) {
         sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
     }
-    pthread_once(&ctx_once, ctx_key_make);
     return sha256_md != NULL;
+}
+
+void rv_digest_term(void)
+{
+    EVP_MD_free(sha256_md);
+    sha256_md = NULL;
+}
+
+int rv_digest_cache_per_thread(void)
+{
+    if (!ctx_cached && pthread_key_create(&ctx_key, ctx_free) == 0) {
+        ctx_cached = 1;
+    }
+    return ctx_cached;
 }
 
 int rv_digest(const void *data, apr_size_t len,
@@ -131,9 +143,12 @@ int rv_digest(const void *data, apr_size_t len,
     EVP_MD_CTX *ctx;
     unsigned int outlen = 0;
 
+    if (!ctx_cached) {
+        return EVP_Digest(data, len, out, &outlen, md, NULL)
+               && outlen == RV_DIGEST_LEN;
+    }
     /* One context per thread, kept between requests: OpenSSL then reuses
      * the algorithm's state instead of allocating it for every digest. */
-    pthread_once(&ctx_once, ctx_key_make);
     ctx = pthread_getspecific(ctx_key);
     if (ctx == NULL) {
         if ((ctx = EVP_MD_CTX_new()) == NULL
