@@ -32,7 +32,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -651,9 +650,12 @@ class Bench:
         for key in self.order:
             v = self.V[key]
             if v.available:
-                self.wrk(v, self.p['warmup'], record=False)
+                self.wrk(v, self.p['warmup'])
 
-    def wrk(self, v, duration, record=True):
+    def wrk(self, v, duration):
+        """One wrk run of variant v: wrk's figures, the requests the server
+        logged, its CPU time per request and the spread of per-interval
+        rates."""
         srv = v.server
         script = os.path.join(self.root, 'wrk-%s.lua' % v.key)
         if not os.path.exists(script):
