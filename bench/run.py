@@ -59,7 +59,7 @@ TOKENS_MANY = 10000
 FULL = dict(rounds=5, duration=2, warmup=1, connections=16, threads=64,
             cg_n1=100, cg_n2=600, micro_iterations=5000,
             startup_repeats=5, retries=1, spread_limit=0.25,
-            retry_budget=60, round_deadline=360)
+            retry_budget=60, round_deadline=330)
 QUICK = dict(rounds=1, duration=1, warmup=0, connections=8, threads=32,
              cg_n1=8, cg_n2=28, micro_iterations=500,
              startup_repeats=1, retries=0, spread_limit=1.0,
