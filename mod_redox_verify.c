@@ -599,7 +599,6 @@ static int check_fixups(request_rec *r)
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    (void)pconf;
     (void)plog;
     (void)ptemp;
     if (!rv_digest_init()) {
@@ -607,6 +606,10 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
                      "redox_verify: OpenSSL has no SHA-256");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    /* httpd unloads and reloads the module with every configuration
+     * (restart, graceful): release the fetched digest with it. */
+    apr_pool_cleanup_register(pconf, NULL, rv_digest_cleanup,
+                              apr_pool_cleanup_null);
     return OK;
 }
 

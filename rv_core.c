@@ -110,6 +110,14 @@ int rv_digest_init(void)
     return sha256_md != NULL;
 }
 
+apr_status_t rv_digest_cleanup(void *unused)
+{
+    (void)unused;
+    EVP_MD_free(sha256_md);
+    sha256_md = NULL;
+    return APR_SUCCESS;
+}
+
 int rv_digest(const void *data, apr_size_t len,
               unsigned char out[RV_DIGEST_LEN])
 {

@@ -56,6 +56,9 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
  * (call it at startup); rv_digest() then never allocates a method.
  * Returns 1 on success, 0 on failure. */
 int rv_digest_init(void);
+/* Releases what rv_digest_init() fetched (an apr cleanup: takes and
+ * ignores one argument, always returns APR_SUCCESS). */
+apr_status_t rv_digest_cleanup(void *unused);
 int rv_digest(const void *data, apr_size_t len,
               unsigned char out[RV_DIGEST_LEN]);
 
