@@ -4,6 +4,7 @@
 #   make run      install missing Debian packages, build, start a demo Apache
 #   make test     install missing Debian packages, build, run every test
 #   make install  apxs -i plus the a2enmod files (DESTDIR is honoured)
+#   make asan     unit + integration tests against an ASan+UBSan build
 
 APXS      ?= $(shell command -v apxs2 || command -v apxs || echo apxs)
 PYTHON    ?= /usr/bin/python3
@@ -27,7 +28,8 @@ MODULE    = .libs/mod_redox_verify.so
 DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl python3
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
 
-.PHONY: all deps deps-build run test unit integration install uninstall clean
+.PHONY: all deps deps-build run test unit integration install uninstall clean \
+        deps-asan asan asan-build
 
 all: $(MODULE)
 
@@ -80,5 +82,67 @@ uninstall:
 	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.load \
 	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.conf
 
+# ---------------------------------------------------------------------------
+# Sanitizers: the module and the unit tests built with AddressSanitizer and
+# UndefinedBehaviorSanitizer into build/asan (the normal build is left
+# alone), libasan preloaded into Debian's apache2.
+#  - ASan/LSan reports go to files under build/asan/reports (log_path; the
+#    httpd children run as www-data, so the folder is world-writable): the
+#    integration suite fails a test that leaves one there.
+#  - gcc's separate UBSan runtime ignores log_path: it writes to stderr,
+#    which is httpd's error log (checked by the suite after every test) or
+#    the captured output of apache2 -k start / -t; -fno-sanitize-recover
+#    makes the process abort too.
+#  - At the end the target fails if any report file or any sanitizer line
+#    in the generated logs is left.
+# LeakSanitizer runs in httpd too, with suppressions for httpd's own
+# exit-time leftovers (tests/sanitizers/lsan-httpd.supp).
+DEB_ASAN    = gcc libasan8 libubsan1
+ASAN_DIR    = build/asan
+ASAN_MODULE = $(ASAN_DIR)/.libs/mod_redox_verify.so
+ASAN_UNIT   = $(addprefix $(ASAN_DIR)/,$(notdir $(UNIT_TESTS)))
+ASAN_REPORTS = $(CURDIR)/$(ASAN_DIR)/reports
+SAN_CFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
+LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
+SAN_ENV     = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:fast_unwind_on_malloc=0:malloc_context_size=30 \
+              LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan-httpd.supp:print_suppressions=0 \
+              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+deps-asan:
+	@tools/ensure-debs $(DEB_ASAN)
+
+# libtool puts objects next to their sources: build from links in
+# build/asan so that the normal build's .libs/ is not touched.
+$(ASAN_MODULE): $(SRCS) $(HDRS)
+	@mkdir -p $(ASAN_DIR)
+	cd $(ASAN_DIR) && for f in $(SRCS); do ln -sf $(CURDIR)/$$f .; done && \
+	$(APXS) -c -n redox_verify -o mod_redox_verify.la \
+	    $(addprefix -Wc$(,),-I$(CURDIR) $(WARN) $(PKG_CFLAGS) $(SAN_CFLAGS)) \
+	    -Wl$(,)-fsanitize=address$(,)undefined $(SRCS) $(PKG_LIBS)
+
+$(ASAN_DIR)/test_%: tests/unit/test_%.c %.c $(HDRS)
+	@mkdir -p $(ASAN_DIR)
+	$(CC) $(WARN) -g -O1 $(SAN_CFLAGS) -I. \
+	    $$(pkg-config --cflags apr-1 $(PKGS) cmocka) -o $@ $< $*.c \
+	    $$(pkg-config --libs apr-1 $(PKGS) cmocka)
+
+asan-build: $(ASAN_MODULE) $(ASAN_UNIT)
+
+asan: deps deps-asan
+	@$(MAKE) --no-print-directory asan-build
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS) && \
+	    chmod 1777 $(ASAN_REPORTS)
+	@for t in $(ASAN_UNIT); do $(SAN_ENV) $$t || exit 1; done
+	$(SAN_ENV) RV_MODULE=$(CURDIR)/$(ASAN_MODULE) RV_HTTPD_PRELOAD=$(LIBASAN) \
+	    RV_GEN_DIR=$(CURDIR)/$(ASAN_DIR)/gen RV_SANITIZER_LOG_DIR=$(ASAN_REPORTS) \
+	    $(PYTHON) -m pytest -q tests/integration
+	@if [ -n "$$(ls -A $(ASAN_REPORTS))" ]; then \
+	    echo "sanitizer reports in $(ASAN_REPORTS):"; \
+	    head -n 60 $(ASAN_REPORTS)/*; exit 1; fi
+	@if grep -rlE 'runtime error:|Sanitizer|AH00052' $(ASAN_DIR)/gen; then \
+	    echo "sanitizer or crash lines in the logs above"; exit 1; fi
+	@echo "asan: no sanitizer reports"
+
 clean:
-	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS)
+	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) build
