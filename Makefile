@@ -5,6 +5,7 @@
 #   make test     install missing Debian packages, build, run every test
 #   make install  apxs -i plus the a2enmod files (DESTDIR is honoured)
 #   make asan     unit + integration tests against an ASan+UBSan build
+#   make lint     gcc -Wall -Wextra -Werror and cppcheck
 
 APXS      ?= $(shell command -v apxs2 || command -v apxs || echo apxs)
 PYTHON    ?= /usr/bin/python3
@@ -29,7 +30,7 @@ DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl pyt
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
 
 .PHONY: all deps deps-build run test unit integration install uninstall clean \
-        deps-asan asan asan-build
+        deps-asan asan asan-build deps-lint lint
 
 all: $(MODULE)
 
@@ -143,6 +144,34 @@ asan: deps deps-asan
 	@if grep -rlE 'runtime error:|Sanitizer|AH00052' $(ASAN_DIR)/gen; then \
 	    echo "sanitizer or crash lines in the logs above"; exit 1; fi
 	@echo "asan: no sanitizer reports"
+
+# ---------------------------------------------------------------------------
+# Lint: the sources compiled with the module's own compiler and flags plus
+# -Werror (no warning may appear), and cppcheck on the configuration that
+# is built (apxs's defines, APR/httpd/system headers); any finding of
+# severity warning, portability or error fails.  varFuncNullUB is APR's
+# NULL-terminated apr_pstrcat() idiom (NULL is (void *)0 on glibc).
+DEB_LINT   = cppcheck
+MULTIARCH  = $(shell $(CC) -print-multiarch 2>/dev/null)
+APXS_CPPFLAGS = $(shell $(APXS) -q EXTRA_CPPFLAGS 2>/dev/null) -I. \
+    -I$(shell $(APXS) -q INCLUDEDIR 2>/dev/null) \
+    -I$(shell $(APXS) -q APR_INCLUDEDIR 2>/dev/null)
+APXS_CFLAGS = $(shell $(APXS) -q CFLAGS 2>/dev/null) \
+    $(shell $(APXS) -q CPPFLAGS 2>/dev/null)
+FUZZ_SRCS  = $(wildcard fuzz/fuzz_*.c)
+
+deps-lint:
+	@tools/ensure-debs $(DEB_LINT)
+
+lint: deps-build deps-lint
+	for f in $(SRCS); do \
+	    $(CC) -c -o /dev/null $(APXS_CFLAGS) $(WARN) -Werror $(APXS_CPPFLAGS) \
+	        $(PKG_CFLAGS) $$f || exit 1; done
+	cppcheck -q --inconclusive --error-exitcode=1 \
+	    --enable=warning,portability --suppress=missingIncludeSystem \
+	    --suppress=varFuncNullUB $(APXS_CPPFLAGS) \
+	    -I/usr/include -I/usr/include/$(MULTIARCH) $(SRCS) $(FUZZ_SRCS)
+	@echo "lint: no warnings"
 
 clean:
 	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) build
