@@ -6,6 +6,7 @@
 #   make install  apxs -i plus the a2enmod files (DESTDIR is honoured)
 #   make asan     unit + integration tests against an ASan+UBSan build
 #   make lint     gcc -Wall -Wextra -Werror and cppcheck
+#   make fuzz     each libFuzzer harness for FUZZ_SECONDS (default 60)
 
 APXS      ?= $(shell command -v apxs2 || command -v apxs || echo apxs)
 PYTHON    ?= /usr/bin/python3
@@ -30,7 +31,7 @@ DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl pyt
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
 
 .PHONY: all deps deps-build run test unit integration install uninstall clean \
-        deps-asan asan asan-build deps-lint lint
+        deps-asan asan asan-build deps-lint lint deps-fuzz fuzz fuzz-build
 
 all: $(MODULE)
 
@@ -172,6 +173,38 @@ lint: deps-build deps-lint
 	    --suppress=varFuncNullUB $(APXS_CPPFLAGS) \
 	    -I/usr/include -I/usr/include/$(MULTIARCH) $(SRCS) $(FUZZ_SRCS)
 	@echo "lint: no warnings"
+
+# ---------------------------------------------------------------------------
+# Fuzzing: one libFuzzer harness per parser of untrusted bytes (fuzz/),
+# built with clang and ASan+UBSan+LeakSanitizer, each run for FUZZ_SECONDS
+# from its seed corpus fuzz/corpus/<harness> by fuzz/run.  `make -j2 fuzz`
+# runs two at a time.
+DEB_FUZZ     = clang-14 libclang-rt-14-dev
+FUZZ_CC      = clang-14
+FUZZ_SECONDS ?= 60
+FUZZERS      = fuzz_bearer fuzz_verify fuzz_hs_body fuzz_hs_query
+FUZZ_DIR     = build/fuzz
+FUZZ_BINS    = $(addprefix $(FUZZ_DIR)/,$(FUZZERS))
+FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+deps-fuzz:
+	@tools/ensure-debs $(DEB_FUZZ)
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h rv_core.c rv_handshake.c $(HDRS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(WARN) -Werror $(FUZZ_CFLAGS) -I. \
+	    $$(pkg-config --cflags apr-1 $(PKGS)) -o $@ $< rv_core.c rv_handshake.c \
+	    $$(pkg-config --libs apr-1 $(PKGS))
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps-build deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZERS))
+
+fuzz-run-%: $(FUZZ_DIR)/%
+	@fuzz/run $* $(FUZZ_SECONDS)
 
 clean:
 	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) build
