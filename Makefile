@@ -7,6 +7,9 @@
 #   make asan     unit + integration tests against an ASan+UBSan build
 #   make lint     gcc -Wall -Wextra -Werror and cppcheck
 #   make fuzz     each libFuzzer harness for FUZZ_SECONDS (default 60)
+#   make load     LOAD_SECONDS (default 60) of wrk load, graceful restarts
+#                 and a token rotation against the built module
+#   make load-asan  the same, shorter, against the ASan+UBSan build
 
 APXS      ?= $(shell command -v apxs2 || command -v apxs || echo apxs)
 PYTHON    ?= /usr/bin/python3
@@ -31,7 +34,8 @@ DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl pyt
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
 
 .PHONY: all deps deps-build run test unit integration install uninstall clean \
-        deps-asan asan asan-build deps-lint lint deps-fuzz fuzz fuzz-build
+        deps-asan asan asan-build deps-lint lint deps-fuzz fuzz fuzz-build \
+        deps-load load load-asan
 
 all: $(MODULE)
 
@@ -205,6 +209,34 @@ fuzz: deps-build deps-fuzz
 
 fuzz-run-%: $(FUZZ_DIR)/%
 	@fuzz/run $* $(FUZZ_SECONDS)
+
+# ---------------------------------------------------------------------------
+# Load: tests/load/run drives a real apache2 on loopback with wrk (64
+# connections, a Lua mix of valid and invalid requests) for LOAD_SECONDS
+# while it does six graceful restarts, one adding a token and a later one
+# removing the old token; it checks every answer, the error log and the
+# children's memory.  The server root is build/load.
+DEB_LOAD     = wrk
+LOAD_SECONDS ?= 60
+
+deps-load:
+	@tools/ensure-debs $(DEB_LOAD)
+
+load: deps-build deps-load
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) tests/load/run --seconds $(LOAD_SECONDS)
+
+# The same against the ASan+UBSan build (reports as for make asan; memory
+# figures are not checked: ASan's quarantine grows RSS by design).
+LOAD_ASAN_SECONDS ?= 30
+
+load-asan: deps-build deps-asan deps-load
+	@$(MAKE) --no-print-directory asan-build
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS) && \
+	    chmod 1777 $(ASAN_REPORTS)
+	$(SAN_ENV) RV_MODULE=$(CURDIR)/$(ASAN_MODULE) RV_HTTPD_PRELOAD=$(LIBASAN) \
+	    RV_LOAD_DIR=$(CURDIR)/$(ASAN_DIR)/load RV_SANITIZER_LOG_DIR=$(ASAN_REPORTS) \
+	    $(PYTHON) tests/load/run --seconds $(LOAD_ASAN_SECONDS) --no-memory-check
 
 clean:
 	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) build
