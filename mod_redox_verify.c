@@ -11,23 +11,35 @@
  * It also answers Redox's endpoint-verification handshake itself, so the
  * backend never has to.
  *
- * The parsing and checking live in rv_core.c and rv_handshake.c; this file
- * is the httpd glue: configuration, the access check, the handshake answer,
- * logging and the denial response.
+ * It counts every decision in shared memory, per VirtualHost and token
+ * NAME or reason, and shows the counters to Prometheus (SetHandler
+ * redox-verify-metrics) and in mod_status's server-status page.
+ *
+ * The parsing and checking live in rv_core.c and rv_handshake.c, the
+ * counter store and its renderings in rv_metrics.c; this file is the httpd
+ * glue: configuration, the access check, the handshake answer, logging,
+ * the denial response and the counters' layout.
  */
 
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "ap_listen.h"
+#include "mod_status.h"
+#include "scoreboard.h"
 
+#include "apr_hash.h"
 #include "apr_lib.h"
+#include "apr_optional_hooks.h"
 #include "apr_strings.h"
 
 #include "rv_core.h"
 #include "rv_handshake.h"
+#include "rv_metrics.h"
 
 module AP_MODULE_DECLARE_DATA redox_verify_module;
 
@@ -36,6 +48,26 @@ module AP_MODULE_DECLARE_DATA redox_verify_module;
 #define RV_ENV_OUTCOME  "REDOX_VERIFY"
 #define RV_HDR_VTOKEN_NAME "verification-token"
 #define RV_DEFAULT_REALM   "Redox"
+#define RV_METRICS_HANDLER "redox-verify-metrics"
+
+/* A scope's token set and where its tokens' counters are.  The setter
+ * registers each set with the server it is configured in; post_config
+ * fills in the counters once the whole configuration is read. */
+typedef struct {
+    rv_tokenset *set;
+    server_rec *server;          /* where the set is configured */
+    /* The first counter of the (VirtualHost, NAME) block of the token in
+     * slot i when the request's server has ordinal o:
+     * first[o * stride + i].  A set in a VirtualHost serves only that
+     * VirtualHost (stride 0); one in the main server serves them all. */
+    apr_uint32_t *first;
+    apr_uint32_t stride;
+} rv_token_counters;
+
+typedef struct {
+    apr_uint32_t ordinal;        /* position in the server list */
+    apr_uint32_t block;          /* first counter of the VirtualHost block */
+} rv_srv_conf;
 
 typedef struct {
     int verify;                  /* RedoxVerify: RV_UNSET, 0 or 1 */
@@ -45,16 +77,30 @@ typedef struct {
     int challenge;               /* RedoxChallenge */
     const char *source_header;   /* RedoxSourceHeader, NULL when unset */
     rv_tokenset *tokens;         /* shared, never copied, by merges */
+    rv_token_counters *counters; /* the counters of tokens' tokens */
     const char *scope;           /* where the RedoxVerify in force is */
 } rv_dir_conf;
 
-/* Remembered on a request whose token was accepted, so that an internal
- * redirect or sub-request, which no longer has the stripped headers, can
- * be checked against its own scope with the same token. */
+/* Remembered on a checked request.  When the token was accepted, an
+ * internal redirect or sub-request, which no longer has the stripped
+ * headers, is checked against its own scope with the same digest; when it
+ * was denied, or a handshake was answered or refused, the fixup safety net
+ * gives the same status again without a second log line. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name;
+    const char *name;            /* NULL when denied or a handshake */
+    int status;                  /* the denial's or the handshake's status */
 } rv_req_state;
+
+/* The counters of this generation.  Module globals are set in the parent
+ * before it forks, so every child inherits them; the store itself lives in
+ * the process pool and outlives generations (see post_config). */
+static apr_array_header_t *registered;   /* rv_token_counters *, in pconf */
+static rv_store *store;
+static rv_counter *counters;              /* the store's newest segment */
+static rv_series *series;                 /* what is exported, sorted */
+static int series_count;
+static apr_array_header_t *plan;          /* rv_plan_item, in pconf */
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
@@ -89,7 +135,23 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->source_header = add->source_header ? add->source_header
                                              : base->source_header;
     conf->tokens = add->tokens ? add->tokens : base->tokens;
+    conf->counters = add->tokens ? add->counters : base->counters;
     return conf;
+}
+
+/* Per server only the counters' place, filled in by post_config; every
+ * VirtualHost needs its own, so the merge inherits nothing. */
+static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    (void)s;
+    return apr_pcalloc(p, sizeof(rv_srv_conf));
+}
+
+static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    (void)basev;
+    (void)addv;
+    return apr_pcalloc(p, sizeof(rv_srv_conf));
 }
 
 static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
@@ -149,7 +211,15 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                            &is_short);
     if (err == NULL) {
         if (conf->tokens == NULL) {
-            conf->tokens = rv_tokenset_make(cmd->pool);
+            rv_token_counters *tc = apr_pcalloc(cmd->pool, sizeof(*tc));
+
+            conf->tokens = tc->set = rv_tokenset_make(cmd->pool);
+            tc->server = cmd->server;
+            conf->counters = tc;
+            if (registered == NULL) {
+                registered = apr_array_make(cmd->pool, 8, sizeof(tc));
+            }
+            APR_ARRAY_PUSH(registered, rv_token_counters *) = tc;
         }
         err = rv_tokenset_add(conf->tokens, argv[0], digest);
     }
@@ -268,6 +338,33 @@ static const command_rec redox_verify_cmds[] = {
 };
 
 /* ------------------------------------------------------------------ */
+/* Counting: one relaxed atomic add at an index fixed at startup         */
+
+static APR_INLINE const rv_srv_conf *srv_conf(const request_rec *r)
+{
+    return ap_get_module_config(r->server->module_config,
+                                &redox_verify_module);
+}
+
+/* A denial or refusal: the VirtualHost block, at the outcome. */
+static APR_INLINE void count_outcome(const request_rec *r,
+                                     apr_uint32_t offset)
+{
+    rv_count(counters, srv_conf(r)->block + offset);
+}
+
+/* An accepted token: its (VirtualHost, NAME) block. */
+static APR_INLINE void count_token(const request_rec *r,
+                                   const rv_dir_conf *conf, int slot,
+                                   apr_uint32_t offset)
+{
+    const rv_token_counters *tc = conf->counters;
+
+    rv_count(counters, tc->first[srv_conf(r)->ordinal * tc->stride
+                                 + (apr_uint32_t)slot] + offset);
+}
+
+/* ------------------------------------------------------------------ */
 /* The access check                                                    */
 
 /* The token accepted for this request or for the request it came from
@@ -277,11 +374,25 @@ static const rv_req_state *prior_state(const request_rec *r)
     for (; r != NULL; r = r->main ? r->main : r->prev) {
         const rv_req_state *st = ap_get_module_config(r->request_config,
                                                       &redox_verify_module);
-        if (st != NULL) {
+        if (st != NULL && st->name != NULL) {
             return st;
         }
     }
     return NULL;
+}
+
+/* Records the outcome of this request's check (see rv_req_state). */
+static void remember(request_rec *r, const unsigned char *digest,
+                     const char *name, int status)
+{
+    rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+    if (digest != NULL) {
+        memcpy(st->digest, digest, RV_DIGEST_LEN);
+    }
+    st->name = name;
+    st->status = status;
+    ap_set_module_config(r->request_config, &redox_verify_module, st);
 }
 
 /* One place builds every denial: status, WWW-Authenticate, log line. */
@@ -290,8 +401,17 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
 {
     int status = conf->deny_status != RV_UNSET ? conf->deny_status
                                                : HTTP_UNAUTHORIZED;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
+    remember(r, NULL, NULL, status);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
+    /* A denied request's body is not wanted: closing the connection spares
+     * httpd from reading and discarding it (up to LimitRequestBody) to
+     * keep the connection alive.  Redox retries a refused delivery. */
+    if (apr_table_get(r->headers_in, "Transfer-Encoding") != NULL
+        || (cl != NULL && strcmp(cl, "0") != 0)) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                   "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
                   "scope %s%s", what, rv_outcome_name(why), r->uri,
@@ -322,12 +442,7 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
 static void accept_request(request_rec *r, const rv_dir_conf *conf,
                            const unsigned char *digest, const char *name)
 {
-    rv_req_state *st = apr_palloc(r->pool, sizeof(*st));
-
-    memcpy(st->digest, digest, RV_DIGEST_LEN);
-    st->name = name;
-    ap_set_module_config(r->request_config, &redox_verify_module, st);
-
+    remember(r, digest, name, OK);
     apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(RV_OK));
     if (conf->strip != 0) {
@@ -338,6 +453,13 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
         if (rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
                             &tok, &len) != RV_ABSENT) {
             apr_table_unset(r->headers_in, "Authorization");
+        }
+        /* An h2c upgrade would run this request again, as stream 1 of the
+         * new connection, from a copy of the headers just stripped, and so
+         * deny it: serve it as HTTP/1.1 (a server may ignore Upgrade). */
+        if (ap_find_token(r->pool, apr_table_get(r->headers_in, "Upgrade"),
+                          "h2c")) {
+            apr_table_unset(r->headers_in, "Upgrade");
         }
     }
     if (conf->source_header) {
@@ -351,31 +473,50 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
 /* ------------------------------------------------------------------ */
 /* The handshake                                                       */
 
-static char *replace_once(apr_pool_t *p, char *s, const char *old,
-                          const char *new)
+/* Masks the token in the query of s (a request line or a URI): from the
+ * first '?' to the first space or '#'.  Returns s when there is none. */
+static char *redact_in(apr_pool_t *p, char *s)
 {
-    const char *at = s ? strstr(s, old) : NULL;
+    char *q = s ? strchr(s, '?') : NULL, *masked;
+    apr_size_t n;
 
-    if (at == NULL) {
+    /* Runs for every logged request: no copy unless there is a token. */
+    if (q == NULL || strstr(q, "verification-token") == NULL) {
         return s;
     }
-    return apr_pstrcat(p, apr_pstrmemdup(p, s, at - s), new,
-                       at + strlen(old), NULL);
+    q++;
+    n = strcspn(q, " #");
+    masked = rv_hs_redact_query(p, apr_pstrmemdup(p, q, n));
+    if (masked == NULL) {
+        return s;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, s, q - s), masked, q + n, NULL);
 }
 
 /* A token in the URL (the GET handshake) must not reach the access log's
- * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query. */
+ * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query.
+ * The request line and the URI are masked on their own, since a rewrite
+ * may have changed r->args. */
 static void redact_query(request_rec *r)
 {
     char *args = rv_hs_redact_query(r->pool, r->args);
 
+    r->the_request = redact_in(r->pool, r->the_request);
+    r->unparsed_uri = redact_in(r->pool, r->unparsed_uri);
     if (args != NULL) {
-        r->the_request = replace_once(r->pool, r->the_request, r->args, args);
-        r->unparsed_uri = replace_once(r->pool, r->unparsed_uri, r->args,
-                                       args);
         r->parsed_uri.query = args;
         r->args = args;
     }
+}
+
+/* httpd logs a request it refused before any access check ran (a 400 for
+ * a bad header line, a 414 for a long request line) with the request line
+ * as received, and the scope of such a request is not known: mask a
+ * handshake token in every logged copy of the query, whatever the scope. */
+static int redact_for_log(request_rec *r)
+{
+    redact_query(r);
+    return DECLINED;
 }
 
 /* Reads a request body of at most RV_HS_BODY_MAX bytes into buf, chunked
@@ -446,15 +587,18 @@ static int answer_challenge(request_rec *r, const char *challenge)
 
 /* Answers Redox's endpoint-verification handshake.  args is the query as
  * the client sent it (before redaction).  Returns DECLINED when the request
- * is not a handshake, else the final status (DONE once answered). */
+ * is not a handshake, else the final status (DONE once answered).  Counts
+ * the handshake's outcome when counting. */
 static int handshake(request_rec *r, const rv_dir_conf *conf,
-                     const char *args)
+                     const char *args, int counting)
 {
     const char *token = NULL, *challenge = NULL, *why, *name = NULL;
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
+    int slot = -1;
 
-    if (r->method_number == M_GET) {
+    /* httpd gives HEAD the method number of GET: header_only tells it. */
+    if (r->method_number == M_GET && !r->header_only) {
         if (args == NULL) {
             return DECLINED;
         }
@@ -485,14 +629,26 @@ static int handshake(request_rec *r, const rv_dir_conf *conf,
                                                   : RV_NO_TOKENS;
     }
     else {
-        outcome = rv_check_token(conf->tokens, token, strlen(token), &name,
-                                 digest);
+        outcome = rv_check_token_slot(conf->tokens, token, strlen(token),
+                                      &slot, digest);
     }
-    if (outcome != RV_OK) {
+    if (outcome == RV_OK && !rv_hs_challenge_valid(challenge)) {
+        outcome = RV_BAD_CHALLENGE;
+    }
+    if (counting) {
+        if (outcome == RV_OK) {
+            count_token(r, conf, slot, RV_M_ANSWERED);
+        }
+        else {
+            count_outcome(r, RV_M_REFUSED(outcome));
+        }
+    }
+    if (outcome != RV_OK && outcome != RV_BAD_CHALLENGE) {
         return deny(r, conf, outcome, "handshake ");
     }
+    name = rv_tokenset_name_at(conf->tokens, slot);
     apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
-    if (!rv_hs_challenge_valid(challenge)) {
+    if (outcome == RV_BAD_CHALLENGE) {
         apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME,
                        rv_outcome_name(RV_BAD_CHALLENGE));
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -511,14 +667,18 @@ static int handshake(request_rec *r, const rv_dir_conf *conf,
     return answer_challenge(r, challenge);
 }
 
-static int check_access(request_rec *r)
+/* The check.  counting: this is the access checker on the request the
+ * client sent, so its outcome is counted, once; internal redirects,
+ * sub-requests and the fixup's second look are not counted again. */
+static int check(request_rec *r, int counting)
 {
     const rv_dir_conf *conf = ap_get_module_config(r->per_dir_config,
                                                    &redox_verify_module);
     const rv_req_state *prior;
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name = NULL, *auth, *vtoken, *args = r->args;
+    const char *auth, *vtoken, *args = r->args;
     rv_outcome outcome;
+    int slot = -1;
 
     if (conf->verify != 1) {
         if (conf->source_header) {
@@ -526,9 +686,7 @@ static int check_access(request_rec *r)
         }
         return DECLINED;
     }
-    if (args != NULL) {
-        redact_query(r);
-    }
+    redact_query(r);
     auth = apr_table_get(r->headers_in, "Authorization");
     vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
 
@@ -539,9 +697,12 @@ static int check_access(request_rec *r)
         apr_size_t len;
 
         if (rv_parse_bearer(auth, &tok, &len) == RV_ABSENT) {
-            int status = handshake(r, conf, args);
+            int status = handshake(r, conf, args, counting);
 
             if (status != DECLINED) {
+                /* Satisfy Any can let authz override this, answer (DONE)
+                 * included: check_fixups gives the same status again. */
+                remember(r, NULL, NULL, status);
                 return status;
             }
         }
@@ -556,25 +717,36 @@ static int check_access(request_rec *r)
             outcome = RV_NO_TOKENS;
         }
         else {
-            name = rv_tokenset_lookup(conf->tokens, digest);
-            outcome = name ? RV_OK : RV_WRONG_TOKEN;
+            slot = rv_tokenset_find(conf->tokens, digest);
+            outcome = slot >= 0 ? RV_OK : RV_WRONG_TOKEN;
         }
     }
     else {
-        outcome = rv_verify(conf->tokens, (rv_hdr_mode)(conf->mode != RV_UNSET
-                                                        ? conf->mode
-                                                        : RV_HDR_BOTH),
-                            auth, vtoken, &name, digest);
+        outcome = rv_verify_slot(conf->tokens,
+                                 (rv_hdr_mode)(conf->mode != RV_UNSET
+                                               ? conf->mode : RV_HDR_BOTH),
+                                 auth, vtoken, &slot, digest);
     }
 
     if (outcome != RV_OK) {
+        if (counting) {
+            count_outcome(r, RV_M_DENIED(outcome));
+        }
         if (conf->source_header) {
             apr_table_unset(r->headers_in, conf->source_header);
         }
         return deny(r, conf, outcome, "");
     }
-    accept_request(r, conf, digest, name);
+    if (counting) {
+        count_token(r, conf, slot, RV_M_ACCEPTED);
+    }
+    accept_request(r, conf, digest, rv_tokenset_name_at(conf->tokens, slot));
     return OK;
+}
+
+static int check_access(request_rec *r)
+{
+    return check(r, r->main == NULL && r->prev == NULL);
 }
 
 /* A safety net: the access checker can be bypassed (Satisfy Any with a
@@ -589,18 +761,225 @@ static int check_fixups(request_rec *r)
     if (conf->verify != 1) {
         return DECLINED;
     }
+    st = ap_get_module_config(r->request_config, &redox_verify_module);
+    if (st != NULL && st->name != NULL) {
+        return DECLINED;             /* accepted by this request's check */
+    }
+    if (st != NULL) {
+        /* Denied in the access checker, or a handshake answered or refused
+         * there, then let through by Satisfy Any: the same again, without
+         * a second run over a redacted query or an already read body */
+        if (st->status != DONE) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: "
+                          "denied request came past the access checker: "
+                          "denied again");
+        }
+        return st->status;
+    }
     st = prior_state(r);
     if (st != NULL && rv_tokenset_lookup(conf->tokens, st->digest)) {
         return DECLINED;
     }
-    status = check_access(r);
+    status = check(r, 0);
     return status == OK ? DECLINED : status;
+}
+
+/* ------------------------------------------------------------------ */
+/* The counters' layout                                                */
+
+/* One counter index to fill in from the store: the block of key (span
+ * counters) plus offset.  The plan is kept for the generation, so that
+ * pre_mpm can lay the counters out afresh after a hard restart. */
+typedef struct {
+    const char *key;
+    apr_uint32_t span;
+    apr_uint32_t offset;
+    apr_uint32_t *out;
+} rv_plan_item;
+
+/* An exported series before sorting, with the block it counts in. */
+typedef struct {
+    rv_series s;
+    const char *key;
+    apr_uint32_t span;
+    apr_uint32_t offset;
+} rv_series_draft;
+
+static void plan_add(const char *key, apr_uint32_t span, apr_uint32_t offset,
+                     apr_uint32_t *out)
+{
+    rv_plan_item *it = apr_array_push(plan);
+
+    it->key = key;
+    it->span = span;
+    it->offset = offset;
+    it->out = out;
+}
+
+/* Every series once, however many servers or token sets lead to it. */
+static void draft_add(apr_array_header_t *drafts, apr_hash_t *seen,
+                      rv_metric m, const char *vhost, const char *label,
+                      const char *key, apr_uint32_t span,
+                      apr_uint32_t offset)
+{
+    const char *id = apr_psprintf(drafts->pool, "%d %" APR_SIZE_T_FMT ":%s%s",
+                                  (int)m, strlen(vhost), vhost, label);
+    rv_series_draft *d;
+
+    if (apr_hash_get(seen, id, APR_HASH_KEY_STRING) != NULL) {
+        return;
+    }
+    apr_hash_set(seen, id, APR_HASH_KEY_STRING, id);
+    d = apr_array_push(drafts);
+    d->s.metric = m;
+    d->s.vhost = vhost;
+    d->s.label = label;
+    d->s.index = 0;
+    d->key = key;
+    d->span = span;
+    d->offset = offset;
+}
+
+static int draft_cmp(const void *a, const void *b)
+{
+    return rv_series_cmp(&((const rv_series_draft *)a)->s,
+                         &((const rv_series_draft *)b)->s);
+}
+
+/* The vhost label: ServerName and the port the server is on, as
+ * "apache2 -S" shows it: a VirtualHost's address port, else the port of
+ * the ServerName, else (the main server) the first Listen port.  Not the
+ * request's port: that comes from the Host header. */
+static const char *vhost_label(apr_pool_t *p, const server_rec *s)
+{
+    apr_port_t port = s->port;
+
+    if (s->is_virtual && s->addrs != NULL && s->addrs->host_port != 0) {
+        port = s->addrs->host_port;
+    }
+    if (port == 0 && ap_listeners != NULL) {
+        const ap_listen_rec *l = ap_listeners;
+
+        while (l->next != NULL) {        /* kept newest first */
+            l = l->next;
+        }
+        port = l->bind_addr ? l->bind_addr->port : 0;
+    }
+    return apr_psprintf(p, "%s:%u", s->server_hostname ? s->server_hostname
+                                                       : "", (unsigned)port);
+}
+
+/* Reserves every block of the plan in the store and fills in the indices;
+ * the children inherit them and the store's newest segment. */
+static apr_status_t lay_out(void)
+{
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < plan->nelts; i++) {
+        rv_plan_item *it = &APR_ARRAY_IDX(plan, i, rv_plan_item);
+
+        *it->out = rv_store_reserve(store, it->key, it->span) + it->offset;
+    }
+    rv = rv_store_commit(store);
+    counters = rv_store_counters(store);
+    return rv;
+}
+
+/* Plans the counters of every VirtualHost and of every token each one can
+ * accept.  The series come from the configuration only (server names,
+ * token NAMEs, the fixed reasons), never from a request, so their number
+ * is bounded by the configuration. */
+static void plan_counters(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    apr_array_header_t *drafts = apr_array_make(ptemp, 64,
+                                                sizeof(rv_series_draft));
+    apr_hash_t *seen = apr_hash_make(ptemp);
+    const char **labels;
+    server_rec *v;
+    apr_uint32_t n = 0, i;
+    int o, t;
+
+    plan = apr_array_make(pconf, 64, sizeof(rv_plan_item));
+    for (v = s; v != NULL; v = v->next) {
+        n++;
+    }
+    labels = apr_palloc(pconf, n * sizeof(*labels));
+    for (v = s, i = 0; v != NULL; v = v->next, i++) {
+        rv_srv_conf *sc = ap_get_module_config(v->module_config,
+                                               &redox_verify_module);
+        const char *key;
+
+        labels[i] = vhost_label(pconf, v);
+        key = apr_pstrcat(pconf, "v", labels[i], NULL);
+        sc->ordinal = i;
+        plan_add(key, RV_M_VHOST_SPAN, 0, &sc->block);
+        for (o = 0; o < RV_OUTCOME_COUNT; o++) {
+            if (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)) {
+                draft_add(drafts, seen, RV_M_REQUESTS_DENIED, labels[i],
+                          rv_outcome_name(o), key, RV_M_VHOST_SPAN,
+                          RV_M_DENIED(o));
+            }
+            if (rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o)) {
+                draft_add(drafts, seen, RV_M_HANDSHAKES_REFUSED, labels[i],
+                          rv_outcome_name(o), key, RV_M_VHOST_SPAN,
+                          RV_M_REFUSED(o));
+            }
+        }
+    }
+
+    for (t = 0; registered != NULL && t < registered->nelts; t++) {
+        rv_token_counters *tc = APR_ARRAY_IDX(registered, t,
+                                              rv_token_counters *);
+        int slots = rv_tokenset_slots(tc->set), slot;
+        int all = tc->server == s;       /* the main server's: everyone's */
+
+        tc->stride = all ? (apr_uint32_t)slots : 0;
+        tc->first = apr_pcalloc(pconf, (all ? n : 1) * slots
+                                       * sizeof(apr_uint32_t));
+        for (v = s, i = 0; v != NULL; v = v->next, i++) {
+            if (!all && v != tc->server) {
+                continue;
+            }
+            for (slot = 0; slot < slots; slot++) {
+                const char *name = rv_tokenset_name_at(tc->set, slot);
+                const char *key;
+
+                if (name == NULL) {
+                    continue;
+                }
+                key = apr_psprintf(pconf, "n%" APR_SIZE_T_FMT ":%s%s",
+                                   strlen(labels[i]), labels[i], name);
+                plan_add(key, RV_M_NAME_SPAN, 0,
+                         &tc->first[(all ? i : 0) * slots + slot]);
+                draft_add(drafts, seen, RV_M_REQUESTS_ACCEPTED, labels[i],
+                          name, key, RV_M_NAME_SPAN, RV_M_ACCEPTED);
+                draft_add(drafts, seen, RV_M_HANDSHAKES_ANSWERED, labels[i],
+                          name, key, RV_M_NAME_SPAN, RV_M_ANSWERED);
+            }
+        }
+    }
+
+    qsort(drafts->elts, drafts->nelts, sizeof(rv_series_draft), draft_cmp);
+    series_count = drafts->nelts;
+    series = apr_pcalloc(pconf, (series_count + 1) * sizeof(*series));
+    for (t = 0; t < series_count; t++) {
+        rv_series_draft *d = &APR_ARRAY_IDX(drafts, t, rv_series_draft);
+
+        series[t] = d->s;
+        plan_add(d->key, d->span, d->offset, &series[t].index);
+    }
 }
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
+    /* A new generation: forget the last one's (freed) configuration. */
+    registered = NULL;
+    plan = NULL;
+    series = NULL;
+    series_count = 0;
     if (!rv_digest_init()) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
                      "redox_verify: OpenSSL has no SHA-256");
@@ -613,20 +992,163 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return OK;
 }
 
+/* Runs once per generation with the whole configuration read (and once
+ * more, first, for httpd's dry run at startup, which is skipped).
+ *
+ * The store lives in the process pool: across a graceful restart a series
+ * keeps its counters, and the old generation's children, still finishing
+ * their requests, count into the same words as the new ones. */
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                       apr_pool_t *ptemp, server_rec *s)
+{
+    void *data = NULL;
+    apr_status_t rv;
+
+    (void)plog;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    apr_pool_userdata_get(&data, RV_STORE_KEY, s->process->pool);
+    store = data;
+    if (store == NULL) {
+        store = rv_store_make(s->process->pool);
+        apr_pool_userdata_set(store, RV_STORE_KEY, apr_pool_cleanup_null,
+                              s->process->pool);
+    }
+    plan_counters(pconf, ptemp, s);
+    rv = lay_out();
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "redox_verify: cannot "
+                     "create the shared memory for %u counters",
+                     (unsigned)rv_store_used(store));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "redox_verify: %d series, "
+                 "%u counters in %d shared memory segment(s)", series_count,
+                 (unsigned)rv_store_used(store), rv_store_segments(store));
+    return OK;
+}
+
+/* pre_mpm runs at startup and after a hard restart (SIGHUP, apachectl
+ * restart), never after a graceful one, and only once every child of the
+ * old generation is gone: the counters start again from zero, as
+ * mod_status's do, in one segment that holds only this configuration's
+ * series. */
+static int pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
+{
+    apr_status_t rv;
+
+    (void)p;
+    (void)sb_type;
+    if (store == NULL || plan == NULL) {
+        return OK;
+    }
+    rv_store_reset(store);
+    rv = lay_out();
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, ap_server_conf,
+                     "redox_verify: cannot create the shared memory for %u "
+                     "counters", (unsigned)rv_store_used(store));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf, "redox_verify: "
+                 "counters start from zero (startup or hard restart): %u "
+                 "counters in %d shared memory segment(s)",
+                 (unsigned)rv_store_used(store), rv_store_segments(store));
+    return OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Showing the counters                                                */
+
+static apr_uint64_t *read_values(apr_pool_t *p)
+{
+    apr_uint64_t *values = apr_palloc(p, (series_count + 1)
+                                         * sizeof(*values));
+    int i;
+
+    for (i = 0; i < series_count; i++) {
+        values[i] = rv_store_read(store, series[i].index);
+    }
+    return values;
+}
+
+/* SetHandler redox-verify-metrics: the Prometheus text format.  Who may
+ * read it is up to the scope's Require lines. */
+static int metrics_handler(request_rec *r)
+{
+    const char *text;
+    apr_size_t len;
+    int rv;
+
+    /* Runs for every request that reaches the handler phase: the first
+     * character turns nearly all of them away without a strcmp call. */
+    if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]
+        || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
+        return DECLINED;
+    }
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    if ((rv = ap_discard_request_body(r)) != OK) {
+        return rv;
+    }
+    text = rv_render_prometheus(r->pool, series, series_count,
+                                read_values(r->pool));
+    len = strlen(text);
+    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, len);
+    if (!r->header_only) {
+        ap_rwrite(text, (int)len, r);
+    }
+    return OK;
+}
+
+/* A section of mod_status's server-status page: key/value lines for
+ * ?auto, HTML otherwise. */
+static int status_hook(request_rec *r, int flags)
+{
+    apr_uint64_t *values;
+
+    if (store == NULL) {
+        return OK;
+    }
+    values = read_values(r->pool);
+    if (flags & AP_STATUS_SHORT) {
+        ap_rputs(rv_render_status_auto(r->pool, series, series_count,
+                                       values), r);
+    }
+    else {
+        ap_rputs(rv_render_status_html(r->pool, series, series_count,
+                                       values, flags & AP_STATUS_NOTABLE),
+                 r);
+    }
+    return OK;
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_mpm(pre_mpm, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_access_checker(check_access, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(check_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_handler(metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* before mod_log_config (APR_HOOK_MIDDLE) writes the access log */
+    ap_hook_log_transaction(redact_for_log, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(redox_verify) = {
     STANDARD20_MODULE_STUFF,
     create_dir_conf,             /* per-directory config creator */
     merge_dir_conf,              /* per-directory config merger */
-    NULL,                        /* server config creator */
-    NULL,                        /* server config merger */
+    create_srv_conf,             /* server config creator */
+    merge_srv_conf,              /* server config merger */
     redox_verify_cmds,           /* command table */
     register_hooks,              /* set up the hooks */
     AP_MODULE_FLAG_NONE          /* flags */

@@ -4,6 +4,7 @@
  * Nothing here knows about request_rec; see rv_core.h.
  */
 
+#include <pthread.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -101,12 +102,25 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
 /* Digest                                                              */
 
 static EVP_MD *sha256_md;
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void ctx_key_make(void)
+{
+    pthread_key_create(&ctx_key, ctx_free);
+}
 
 int rv_digest_init(void)
 {
     if (sha256_md == NULL) {
         sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
     }
+    pthread_once(&ctx_once, ctx_key_make);
     return sha256_md != NULL;
 }
 
@@ -122,9 +136,23 @@ int rv_digest(const void *data, apr_size_t len,
               unsigned char out[RV_DIGEST_LEN])
 {
     const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
+    EVP_MD_CTX *ctx;
     unsigned int outlen = 0;
 
-    if (!EVP_Digest(data, len, out, &outlen, md, NULL)) {
+    /* One context per thread, kept between requests: OpenSSL then reuses
+     * the algorithm's state instead of allocating it for every digest. */
+    pthread_once(&ctx_once, ctx_key_make);
+    ctx = pthread_getspecific(ctx_key);
+    if (ctx == NULL) {
+        if ((ctx = EVP_MD_CTX_new()) == NULL
+            || pthread_setspecific(ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            return 0;
+        }
+    }
+    if (!EVP_DigestInit_ex2(ctx, md, NULL)
+        || !EVP_DigestUpdate(ctx, data, len)
+        || !EVP_DigestFinal_ex(ctx, out, &outlen)) {
         return 0;
     }
     return outlen == RV_DIGEST_LEN;
@@ -212,13 +240,15 @@ const char *rv_tokenset_add(rv_tokenset *s, const char *name,
     return NULL;
 }
 
-const char *rv_tokenset_lookup(const rv_tokenset *s,
-                               const unsigned char digest[RV_DIGEST_LEN])
+/* Static, so that the lookups below inline it instead of calling through
+ * the module's PLT (a -fPIC build may not bind exported calls locally). */
+static int find_slot(const rv_tokenset *s,
+                     const unsigned char digest[RV_DIGEST_LEN])
 {
     apr_uint32_t i;
 
     if (s == NULL || s->count == 0) {
-        return NULL;
+        return -1;
     }
     /* The slot is chosen by the digest of the presented token, which says
      * nothing usable about any configured secret; each candidate in the
@@ -226,11 +256,38 @@ const char *rv_tokenset_lookup(const rv_tokenset *s,
     i = slot_index(digest, s->mask);
     while (s->slots[i].name != NULL) {
         if (CRYPTO_memcmp(s->slots[i].digest, digest, RV_DIGEST_LEN) == 0) {
-            return s->slots[i].name;
+            return (int)i;
         }
         i = (i + 1) & s->mask;
     }
-    return NULL;
+    return -1;
+}
+
+int rv_tokenset_find(const rv_tokenset *s,
+                     const unsigned char digest[RV_DIGEST_LEN])
+{
+    return find_slot(s, digest);
+}
+
+const char *rv_tokenset_lookup(const rv_tokenset *s,
+                               const unsigned char digest[RV_DIGEST_LEN])
+{
+    int i = find_slot(s, digest);
+
+    return i >= 0 ? s->slots[i].name : NULL;
+}
+
+int rv_tokenset_slots(const rv_tokenset *s)
+{
+    return s ? (int)s->mask + 1 : 0;
+}
+
+const char *rv_tokenset_name_at(const rv_tokenset *s, int slot)
+{
+    if (s == NULL || slot < 0 || (apr_uint32_t)slot > s->mask) {
+        return NULL;
+    }
+    return s->slots[slot].name;
 }
 
 int rv_tokenset_count(const rv_tokenset *s)
@@ -245,11 +302,23 @@ rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
                      const char *authorization, const char *vtoken,
                      const char **name, unsigned char digest[RV_DIGEST_LEN])
 {
+    int slot;
+    rv_outcome o = rv_verify_slot(s, mode, authorization, vtoken, &slot,
+                                  digest);
+
+    *name = rv_tokenset_name_at(s, slot);
+    return o;
+}
+
+rv_outcome rv_verify_slot(const rv_tokenset *s, rv_hdr_mode mode,
+                          const char *authorization, const char *vtoken,
+                          int *slot, unsigned char digest[RV_DIGEST_LEN])
+{
     const char *a = NULL, *v = NULL, *tok;
     apr_size_t alen = 0, vlen = 0, len;
     rv_presence pa = RV_ABSENT, pv = RV_ABSENT;
 
-    *name = NULL;
+    *slot = -1;
     if (rv_tokenset_count(s) == 0) {
         return RV_NO_TOKENS;                       /* fail closed */
     }
@@ -293,22 +362,33 @@ rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
     }
     tok = pa == RV_PRESENT ? a : v;
     len = pa == RV_PRESENT ? alen : vlen;
-    return rv_check_token(s, tok, len, name, digest);
+    return rv_check_token_slot(s, tok, len, slot, digest);
 }
 
 rv_outcome rv_check_token(const rv_tokenset *s, const char *tok,
                           apr_size_t len, const char **name,
                           unsigned char digest[RV_DIGEST_LEN])
 {
-    *name = NULL;
+    int slot;
+    rv_outcome o = rv_check_token_slot(s, tok, len, &slot, digest);
+
+    *name = rv_tokenset_name_at(s, slot);
+    return o;
+}
+
+rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
+                               apr_size_t len, int *slot,
+                               unsigned char digest[RV_DIGEST_LEN])
+{
+    *slot = -1;
     if (rv_tokenset_count(s) == 0) {
         return RV_NO_TOKENS;
     }
     if (!rv_digest(tok, len, digest)) {
         return RV_WRONG_TOKEN;                     /* fail closed */
     }
-    *name = rv_tokenset_lookup(s, digest);
-    return *name ? RV_OK : RV_WRONG_TOKEN;
+    *slot = find_slot(s, digest);
+    return *slot >= 0 ? RV_OK : RV_WRONG_TOKEN;
 }
 
 /* ------------------------------------------------------------------ */

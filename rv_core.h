@@ -76,6 +76,17 @@ const char *rv_tokenset_lookup(const rv_tokenset *s,
                                const unsigned char digest[RV_DIGEST_LEN]);
 int rv_tokenset_count(const rv_tokenset *s);
 
+/* Slots: each token sits in one slot of 0 .. rv_tokenset_slots() - 1, and
+ * stays there once the set is complete (adding may move tokens).  The
+ * glue keys per-token data (the metrics counters) by slot, so that an
+ * accepted request finds it by index, never by NAME. */
+int rv_tokenset_slots(const rv_tokenset *s);
+/* The NAME in a slot, or NULL for an empty slot. */
+const char *rv_tokenset_name_at(const rv_tokenset *s, int slot);
+/* The slot of the token with this digest, or -1. */
+int rv_tokenset_find(const rv_tokenset *s,
+                     const unsigned char digest[RV_DIGEST_LEN]);
+
 /* The whole check of a request's two header values (either may be NULL).
  * On RV_OK, *name is the accepted NAME.  When a token was digested,
  * digest receives it (so a later internal redirect can re-check it
@@ -83,12 +94,19 @@ int rv_tokenset_count(const rv_tokenset *s);
 rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
                      const char *authorization, const char *vtoken,
                      const char **name, unsigned char digest[RV_DIGEST_LEN]);
+/* The same, giving the accepted token's slot (-1 unless RV_OK). */
+rv_outcome rv_verify_slot(const rv_tokenset *s, rv_hdr_mode mode,
+                          const char *authorization, const char *vtoken,
+                          int *slot, unsigned char digest[RV_DIGEST_LEN]);
 
 /* Checks one token (e.g. from a handshake) against the set: digest, then
  * constant-time lookup.  RV_OK, RV_WRONG_TOKEN or RV_NO_TOKENS. */
 rv_outcome rv_check_token(const rv_tokenset *s, const char *tok,
                           apr_size_t len, const char **name,
                           unsigned char digest[RV_DIGEST_LEN]);
+rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
+                               apr_size_t len, int *slot,
+                               unsigned char digest[RV_DIGEST_LEN]);
 
 /* Configuration values. */
 int rv_name_valid(const char *name);

@@ -10,6 +10,8 @@ Environment overrides:
   RV_APACHE          httpd binary (default: /usr/sbin/apache2)
   RV_HTTPD_PRELOAD   LD_PRELOAD given to httpd only (e.g. libasan for a sanitizer build)
   RV_GEN_DIR         where server roots are generated (default: tests/integration/gen)
+  RV_LOGLEVEL        LogLevel of every generated server (default: info redox_verify:trace8,
+                     the most a real site could log; the leak test greps all of it)
   RV_SANITIZER_LOG_DIR  where ASAN_OPTIONS/UBSAN_OPTIONS log_path write reports
                      (set by `make asan`); a test that leaves a file there fails
 """
@@ -37,9 +39,9 @@ MODULE = Path(os.environ.get("RV_MODULE") or (REPO / ".libs" / "mod_redox_verify
 APACHE = os.environ.get("RV_APACHE") or "/usr/sbin/apache2"
 MODDIR = Path("/usr/lib/apache2/modules")
 
-# Debian modules every generated server loads (unixd, log_config are built in).
+# Debian modules every generated server loads (unixd, log_config are built in),
+# after the MPM (see MPM_CONF).
 STOCK_MODULES = [
-    ("mpm_event_module", "mod_mpm_event.so"),
     ("authn_core_module", "mod_authn_core.so"),
     ("authz_core_module", "mod_authz_core.so"),
     ("authz_host_module", "mod_authz_host.so"),
@@ -56,7 +58,33 @@ STOCK_MODULES = [
     ("proxy_http_module", "mod_proxy_http.so"),
 ]
 
-LOG_FORMAT = ('%h \\"%r\\" %>s rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e')
+# The MPM a generated server runs, with small limits suited to tests.
+MPM_CONF = {
+    "event": [
+        'LoadModule mpm_event_module "%s"' % (MODDIR / "mod_mpm_event.so"),
+        "StartServers 1",
+        "ServerLimit 2",
+        "ThreadsPerChild 16",
+        "MinSpareThreads 1",
+        "MaxSpareThreads 32",
+        "MaxRequestWorkers 32",
+    ],
+    "prefork": [
+        'LoadModule mpm_prefork_module "%s"' % (MODDIR / "mod_mpm_prefork.so"),
+        "StartServers 1",
+        "MinSpareServers 1",
+        "MaxSpareServers 8",
+        "ServerLimit 8",
+        "MaxRequestWorkers 8",
+    ],
+}
+
+# Every generated server logs the way a real site would: httpd's `combined`
+# format plus the module's variables, and the module at trace8 (LOG_LEVEL).
+# Tests read the last two fields (rvsrc=, rvver=).
+LOG_FORMAT = ('%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\" '
+              'rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e')
+LOG_LEVEL = os.environ.get("RV_LOGLEVEL") or "info redox_verify:trace8"
 
 # ---------------------------------------------------------------------------
 # secrets bookkeeping: every token the suite configures or sends is
@@ -68,6 +96,16 @@ SECRETS = set()
 def register_secret(value):
     SECRETS.add(value)
     return value
+
+
+# Every response body any client of the suite received; the final test greps
+# them for the secrets too.
+RESPONSE_BODIES = []
+
+
+def record_response(body):
+    RESPONSE_BODIES.append(bytes(body))
+    return body
 
 
 def new_token(nbytes=32):
@@ -224,7 +262,7 @@ def http_request(port, path, host="localhost", headers=(), method="GET", body=No
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body)
         resp = conn.getresponse()
-        data = resp.read()
+        data = record_response(resp.read())
         return resp.status, resp.getheaders(), data
     finally:
         conn.close()
@@ -284,7 +322,10 @@ class Backend:
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
-                self.wfile.write(out)
+                if self.command != "HEAD":
+                    # a body after a HEAD answer would be read by mod_proxy
+                    # as the answer to its next request on this connection
+                    self.wfile.write(out)
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = _any
 
@@ -325,7 +366,7 @@ def require_module():
         "module %s not built: run `make` in %s (or set RV_MODULE)" % (MODULE, REPO))
 
 
-def global_conf(root, ports, user=True, loglevel="warn redox_verify:debug"):
+def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
     root = Path(root)
     lines = [
         'ServerRoot "%s"' % root,
@@ -337,6 +378,7 @@ def global_conf(root, ports, user=True, loglevel="warn redox_verify:debug"):
     ]
     for p in ports:
         lines.append("Listen 127.0.0.1:%d" % p)
+    lines.append(MPM_CONF[mpm][0])
     for name, so in STOCK_MODULES:
         lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
     lines.append('LoadModule redox_verify_module "%s"' % MODULE)
@@ -344,17 +386,14 @@ def global_conf(root, ports, user=True, loglevel="warn redox_verify:debug"):
         lines += ["User www-data", "Group www-data"]
     lines += [
         'ErrorLog "%s/logs/error.log"' % root,
-        "LogLevel %s" % loglevel,
+        "LogLevel %s" % (loglevel or LOG_LEVEL),
         'LogFormat "%s" rvfmt' % LOG_FORMAT,
         'CustomLog "%s/logs/access.log" rvfmt' % root,
         "TypesConfig /etc/mime.types",
         'ScriptSock "%s/run/cgid.sock"' % root,
-        "StartServers 1",
-        "ServerLimit 2",
-        "ThreadsPerChild 16",
-        "MinSpareThreads 1",
-        "MaxSpareThreads 32",
-        "MaxRequestWorkers 32",
+    ]
+    lines += MPM_CONF[mpm][1:]
+    lines += [
         "Timeout 15",
         "ProxyTimeout 10",
         "KeepAlive On",
@@ -375,7 +414,7 @@ def global_conf(root, ports, user=True, loglevel="warn redox_verify:debug"):
 class Httpd:
     """One generated server root with its own config, ports and logs."""
 
-    def __init__(self, name, nports=1, env=None, allowed=()):
+    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event"):
         require_module()
         self.name = name
         self.root = GEN_DIR / name
@@ -388,6 +427,7 @@ class Httpd:
         self.conf = self.root / "conf" / "httpd.conf"
         self.env = dict(env or {})
         self.allowed = list(allowed)
+        self.mpm = mpm
         self.checked_offset = 0
         self.start_output = ""
         self.backend = None
@@ -409,7 +449,7 @@ class Httpd:
         return write_file(self.root / rel, text, mode)
 
     def write_conf(self, body):
-        write_file(self.conf, global_conf(self.root, self.ports) + body)
+        write_file(self.conf, global_conf(self.root, self.ports, mpm=self.mpm) + body)
 
     # -- process control -------------------------------------------------------
     def _env(self):

@@ -275,6 +275,50 @@ static void test_verify_digest_out(void **state)
     assert_memory_equal(d, want, RV_DIGEST_LEN);
 }
 
+/* Slots: every token has exactly one, the slot gives its NAME back, and
+ * the slot-returning checks agree with the NAME-returning ones. */
+static void test_tokenset_slots(void **state)
+{
+    rv_tokenset *s = two_tokens();
+    unsigned char d[RV_DIGEST_LEN], d1[RV_DIGEST_LEN];
+    int i, filled = 0, slot;
+
+    (void)state;
+    assert_int_equal(rv_tokenset_slots(NULL), 0);
+    assert_null(rv_tokenset_name_at(NULL, 0));
+    assert_int_equal(rv_tokenset_find(NULL, d), -1);
+    assert_true(rv_tokenset_slots(s) >= rv_tokenset_count(s));
+    for (i = 0; i < rv_tokenset_slots(s); i++) {
+        filled += rv_tokenset_name_at(s, i) != NULL;
+    }
+    assert_int_equal(filled, 2);
+    assert_null(rv_tokenset_name_at(s, -1));
+    assert_null(rv_tokenset_name_at(s, rv_tokenset_slots(s)));
+
+    digest_of(TOK, d1);
+    slot = rv_tokenset_find(s, d1);
+    assert_true(slot >= 0);
+    assert_string_equal(rv_tokenset_name_at(s, slot), "one");
+    digest_of("not configured", d);
+    assert_int_equal(rv_tokenset_find(s, d), -1);
+
+    assert_int_equal(rv_verify_slot(s, RV_HDR_BOTH, "Bearer " TOK, TOK,
+                                    &slot, d), RV_OK);
+    assert_string_equal(rv_tokenset_name_at(s, slot), "one");
+    assert_int_equal(rv_verify_slot(s, RV_HDR_BOTH, "Bearer x", "x", &slot,
+                                    d), RV_WRONG_TOKEN);
+    assert_int_equal(slot, -1);
+    assert_int_equal(rv_verify_slot(s, RV_HDR_BOTH, NULL, TOK, &slot, d),
+                     RV_MISSING);
+    assert_int_equal(slot, -1);
+    assert_int_equal(rv_check_token_slot(s, TOK2, strlen(TOK2), &slot, d),
+                     RV_OK);
+    assert_string_equal(rv_tokenset_name_at(s, slot), "two");
+    assert_int_equal(rv_check_token_slot(NULL, TOK2, strlen(TOK2), &slot, d),
+                     RV_NO_TOKENS);
+    assert_int_equal(slot, -1);
+}
+
 static void test_outcome_names(void **state)
 {
     (void)state;
@@ -480,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_verify_single_header),
         cmocka_unit_test(test_verify_no_tokens),
         cmocka_unit_test(test_verify_digest_out),
+        cmocka_unit_test(test_tokenset_slots),
         cmocka_unit_test(test_outcome_names),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_hex_and_lines),

@@ -1,0 +1,118 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * rv_metrics: the counters of mod_redox_verify and their presentations,
+ * free of request_rec so they can be unit-tested without a server.
+ *
+ * The counters live in anonymous APR shared memory that the parent
+ * process maps before it forks the children, so every child of every MPM
+ * increments the same 64-bit words with an atomic add: no lock, no
+ * allocation, no lookup.  Which counter a request increments is an index
+ * fixed at configuration time.
+ *
+ * A store hands out counter ranges by key (a VirtualHost's block, a
+ * VirtualHost and NAME pair's block).  It outlives configuration
+ * generations: a key keeps its range across graceful restarts, so the
+ * children of the old and the new generation count into the same words.
+ * When a new configuration needs more room than the newest segment has,
+ * the store maps a larger segment and keeps the old ones: old children
+ * go on counting there, and a read sums a counter over all segments.
+ */
+
+#ifndef RV_METRICS_H
+#define RV_METRICS_H
+
+#include <apr_pools.h>
+#include <apr_atomic.h>
+
+#include "rv_core.h"
+
+typedef apr_uint64_t rv_counter;
+
+/* A VirtualHost's block: per outcome, the ordinary requests denied, then
+ * the handshakes refused (unused outcomes are simply never exported). */
+#define RV_M_VHOST_SPAN (2 * RV_OUTCOME_COUNT)
+#define RV_M_DENIED(o)  ((apr_uint32_t)(o))
+#define RV_M_REFUSED(o) ((apr_uint32_t)(RV_OUTCOME_COUNT + (o)))
+/* A (VirtualHost, token NAME) pair's block. */
+#define RV_M_NAME_SPAN 2
+#define RV_M_ACCEPTED  0
+#define RV_M_ANSWERED  1
+
+typedef struct rv_store rv_store;
+
+/* The process pool userdata key of the store; bump the version whenever
+ * struct rv_store changes, so that a new build loaded by a graceful
+ * restart starts a fresh store instead of misreading the old one. */
+#define RV_STORE_KEY "redox_verify_store_v1"
+
+/* p must live as long as the counters should (the process pool). */
+rv_store *rv_store_make(apr_pool_t *p);
+/* The first counter of key's range of span counters, allocated on first
+ * use.  Keys are copied. */
+apr_uint32_t rv_store_reserve(rv_store *st, const char *key,
+                              apr_uint32_t span);
+/* Makes the newest segment cover every reserved counter, mapping a new,
+ * larger one when needed.  Call before forking the children. */
+apr_status_t rv_store_commit(rv_store *st);
+/* The newest segment: where this generation's children count. */
+rv_counter *rv_store_counters(const rv_store *st);
+/* A counter's value: the sum over all segments. */
+apr_uint64_t rv_store_read(const rv_store *st, apr_uint32_t index);
+/* Forgets every key and unmaps every segment (no child may still use
+ * them): the next reservations start from zero. */
+void rv_store_reset(rv_store *st);
+apr_uint32_t rv_store_used(const rv_store *st);
+int rv_store_segments(const rv_store *st);
+
+/* The hot path: one relaxed atomic add, nothing else. */
+static APR_INLINE void rv_count(rv_counter *c, apr_uint32_t index)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    __atomic_fetch_add(&c[index], 1, __ATOMIC_RELAXED);
+#else
+    apr_atomic_inc64(&c[index]);
+#endif
+}
+
+/* The exported series. */
+typedef enum {
+    RV_M_REQUESTS_ACCEPTED = 0, /* label: name */
+    RV_M_REQUESTS_DENIED,       /* label: reason */
+    RV_M_HANDSHAKES_ANSWERED,   /* label: name */
+    RV_M_HANDSHAKES_REFUSED,    /* label: reason */
+    RV_M_METRIC_COUNT
+} rv_metric;
+
+typedef struct {
+    rv_metric metric;
+    const char *vhost;  /* ServerName:port */
+    const char *label;  /* the token NAME or the reason */
+    apr_uint32_t index; /* the counter */
+} rv_series;
+
+/* redox_verify_requests_accepted_total, ... */
+const char *rv_metric_name(rv_metric m);
+/* "name" or "reason" */
+const char *rv_metric_label(rv_metric m);
+/* Is this outcome a reason of this metric's series? */
+int rv_metric_has_reason(rv_metric m, rv_outcome o);
+
+/* Orders by metric, VirtualHost, label: the order of every rendering. */
+int rv_series_cmp(const rv_series *a, const rv_series *b);
+void rv_series_sort(rv_series *s, int n);
+
+/* A label value escaped for the Prometheus text format: backslash,
+ * double quote and newline. */
+char *rv_prom_escape(apr_pool_t *p, const char *value);
+
+/* The renderings of n sorted series whose values are values[0..n-1].
+ * Prometheus text exposition format 0.0.4, mod_status ?auto lines and
+ * mod_status HTML (with tables unless notable). */
+char *rv_render_prometheus(apr_pool_t *p, const rv_series *s, int n,
+                           const apr_uint64_t *values);
+char *rv_render_status_auto(apr_pool_t *p, const rv_series *s, int n,
+                            const apr_uint64_t *values);
+char *rv_render_status_html(apr_pool_t *p, const rv_series *s, int n,
+                            const apr_uint64_t *values, int notable);
+
+#endif /* RV_METRICS_H */

@@ -1,0 +1,274 @@
+"""The reference manual against the module: every directive the built
+module registers (as Apache itself lists them with -L) is documented in
+docs/mod_redox_verify.md with the facts httpd's module pages give, no
+directive is documented that the module lacks, every outcome the module
+can log is in the troubleshooting table, and the man page generated from
+the manual renders without a warning."""
+
+import hashlib
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import APACHE2, DOC, TOP, run
+
+# What "apache2 -L" prints after "Allowed in *.conf", and what httpd's
+# module pages call that context.
+CONTEXTS = {
+    "anywhere": "server config, virtual host, directory",
+    "only outside <Directory>, <Files>, <Location>, or <If>":
+        "server config, virtual host",
+    "only inside <Directory>, <Files>, <Location>, or <If>": "directory",
+}
+BOX_FIELDS = ["Description", "Syntax", "Default", "Context", "Override",
+              "Module"]
+SUCCESS_OUTCOMES = {"ok", "handshake"}
+
+
+@pytest.fixture(scope="module")
+def registered(built_module, tmp_path_factory):
+    """{directive: {"help": ..., "allowed": ...}} from apache2 -L with the
+    built module loaded."""
+    d = tmp_path_factory.mktemp("dash-L")
+    conf = d / "httpd.conf"
+    conf.write_text(
+        "ServerRoot /etc/apache2\n"
+        "ServerName localhost\n"
+        "PidFile %s/httpd.pid\n"
+        "ErrorLog %s/error.log\n"
+        "LoadModule mpm_event_module /usr/lib/apache2/modules/"
+        "mod_mpm_event.so\n"
+        "LoadModule redox_verify_module %s\n" % (d, d, built_module))
+    out = run([APACHE2, "-f", str(conf), "-L"]).stdout
+    found = {}
+    current = None
+    for line in out.splitlines():
+        m = re.match(r"^(\S+) \((\S+)\)$", line)
+        if m:
+            current = None
+            if m.group(2) == "mod_redox_verify.c":
+                current = found.setdefault(m.group(1),
+                                           {"help": [], "allowed": []})
+        elif current is not None:
+            text = line.strip()
+            if text.startswith("Allowed in *.conf") or current["allowed"]:
+                current["allowed"].append(text)
+            else:
+                current["help"].append(text)
+    assert found, "apache2 -L listed no directive of mod_redox_verify.c:\n" \
+        + out
+    return found
+
+
+@pytest.fixture(scope="module")
+def doc_text():
+    with open(DOC, encoding="utf-8") as f:
+        return f.read()
+
+
+def directive_boxes(text):
+    """{directive: {field: value}} from the "### X Directive" sections."""
+    boxes = {}
+    for m in re.finditer(r"^### (\S+) Directive\n\n((?:\|.*\n)+)", text,
+                         re.M):
+        fields = {}
+        for row in m.group(2).splitlines()[2:]:
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+            assert len(cells) == 2, "bad row in %s: %s" % (m.group(1), row)
+            fields[cells[0].rstrip(":")] = cells[1].replace("\\|", "|")
+        boxes[m.group(1)] = fields
+    return boxes
+
+
+def expected_context(allowed):
+    text = " ".join(allowed)
+    m = re.match(r"Allowed in \*\.conf (.*?)( \[no per-dir config\])?"
+                 r"( and in \.htaccess when AllowOverride (.*))?$", text)
+    assert m and m.group(1) in CONTEXTS, \
+        "unknown context in apache2 -L: " + text
+    context = CONTEXTS[m.group(1)]
+    if m.group(3):
+        return context + ", .htaccess", m.group(4)
+    return context, None
+
+
+def test_rv_docs_every_registered_directive_documented(registered,
+                                                       doc_text):
+    boxes = directive_boxes(doc_text)
+    missing = sorted(set(registered) - set(boxes))
+    assert not missing, "directives the module registers but " \
+        "docs/mod_redox_verify.md does not document: %s" % missing
+
+
+def test_rv_docs_no_documented_directive_missing_from_module(registered,
+                                                             doc_text):
+    boxes = directive_boxes(doc_text)
+    extra = sorted(set(boxes) - set(registered))
+    assert not extra, "documented but not registered by the module: %s" \
+        % extra
+
+
+def test_rv_docs_directive_boxes_match_module(registered, doc_text):
+    boxes = directive_boxes(doc_text)
+    for name, info in registered.items():
+        box = boxes.get(name)
+        assert box is not None, name
+        assert list(box) == BOX_FIELDS, \
+            "%s: the box must list %s in that order" % (name, BOX_FIELDS)
+        for field in BOX_FIELDS:
+            assert box[field], "%s: empty %s" % (name, field)
+        assert re.match(r"`%s( |`)" % re.escape(name), box["Syntax"]), \
+            "%s: Syntax must start with the directive" % name
+        assert box["Default"] == "none" or \
+            box["Default"].startswith("`%s " % name), \
+            "%s: Default is 'none' or a directive line" % name
+        context, override = expected_context(info["allowed"])
+        assert box["Context"] == context, \
+            "%s: apache2 -L says %r, the manual says %r" % (
+                name, info["allowed"], box["Context"])
+        if override is None:
+            assert box["Override"].startswith("None"), \
+                "%s: not allowed in .htaccess, Override must be None" % name
+        else:
+            assert override in box["Override"], name
+        assert box["Module"] == "mod_redox_verify", name
+
+
+def test_rv_docs_directive_index_lists_every_directive(registered,
+                                                       doc_text):
+    section = doc_text.split("## Directives\n", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^- `(\w+)`", section, re.M))
+    assert listed == set(registered)
+
+
+def outcome_names():
+    with open(os.path.join(TOP, "rv_core.c"), encoding="utf-8") as f:
+        src = f.read()
+    m = re.search(r"outcome_names\[[^\]]*\]\s*=\s*\{(.*?)\};", src, re.S)
+    assert m, "rv_core.c: outcome_names table not found"
+    names = re.findall(r'"([^"]+)"', m.group(1))
+    assert "ok" in names and "missing" in names, names
+    return names
+
+
+def test_rv_docs_troubleshooting_covers_every_denial_reason(doc_text):
+    section = doc_text.split("## Troubleshooting\n", 1)[1] \
+        .split("\n## ", 1)[0]
+    reasons = [re.sub(r"[`]", "", row.split("|")[1]).strip()
+               for row in section.splitlines()
+               if row.startswith("| `")]
+    for name in outcome_names():
+        if name in SUCCESS_OUTCOMES:
+            continue
+        assert any(r == name or r.endswith(" " + name) for r in reasons), \
+            "denial reason %r is not in the troubleshooting table" % name
+
+
+def test_rv_docs_logging_lists_every_redox_verify_value(doc_text):
+    row = [line for line in doc_text.splitlines()
+           if line.startswith("| `REDOX_VERIFY` |")]
+    assert len(row) == 1
+    for name in outcome_names():
+        assert "`%s`" % name in row[0], \
+            "REDOX_VERIFY value %r is not documented" % name
+
+
+def test_rv_docs_readme_links_to_the_manual():
+    with open(os.path.join(TOP, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert "(docs/mod_redox_verify.md)" in readme
+
+
+def test_rv_docs_man_page_renders_cleanly(registered, tmp_path):
+    page = tmp_path / "redox_verify.5"
+    run(["/usr/bin/python3", os.path.join(TOP, "tools", "md2man"),
+         "--version", "0", "--date", "2000-01-01", DOC, str(page)])
+    roff = page.read_text()
+    assert roff.startswith('.\\" Generated by tools/md2man')
+    assert '.TH "REDOX_VERIFY" "5"' in roff
+    # What lintian runs, at its width: groff must have nothing to say.
+    env = dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80")
+    proc = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l",
+                           "-Tutf8", "-Z", str(page)], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    text = run(["man", "-l", str(page)], env=dict(env, MAN_KEEP_FORMATTING=
+                                                  "0")).stdout
+    text = re.sub(r".\x08", "", text)
+    assert "redox_verify, mod_redox_verify - verify the tokens" in text
+    for name in registered:
+        assert "%s Directive" % name in text, name
+    for heading in ("THE ENDPOINT-VERIFICATION HANDSHAKE",
+                    "ROTATING A TOKEN",
+                    "KEEPING TOKENS OUT OF CONFIGURATION FILES", "LOGGING",
+                    "COMBINING WITH REQUIRE IP", "TROUBLESHOOTING"):
+        assert heading in text, heading
+
+
+def test_rv_docs_md2man_refuses_what_it_cannot_render(tmp_path):
+    src = tmp_path / "bad.md"
+    src.write_text('<!-- man: x 5 "x" "x" -->\n\n# x: y\n\n> a quote\n')
+    proc = run(["/usr/bin/python3", os.path.join(TOP, "tools", "md2man"),
+                str(src), str(tmp_path / "x.5")], check=False)
+    assert proc.returncode != 0 and "unsupported" in proc.stderr
+    assert not (tmp_path / "x.5").exists()
+
+
+def documented_command(doc_text, needle):
+    """The one code line of the manual that contains needle."""
+    lines = [line.strip() for line in doc_text.splitlines()
+             if line.startswith("    ") and needle in line]
+    assert len(lines) == 1, (needle, lines)
+    return lines[0]
+
+
+def test_rv_docs_token_one_liners_give_the_digest(doc_text, tmp_path):
+    """The manual's commands that make a token and its sha256: digest give
+    the SHA-256 of the token itself (no newline), which is what sha256:
+    takes; test_rv_deb configures a token by the digest they print."""
+    path = tmp_path / "prod.token"
+    make = documented_command(doc_text, "openssl rand -hex 32 > "
+                              "/etc/apache2/redox/prod.token")
+    run(make.replace("/etc/apache2/redox/prod.token", str(path)))
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    token = path.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", token)
+    want = hashlib.sha256(token.encode()).hexdigest()
+
+    digest = documented_command(doc_text, "< /etc/apache2/redox/prod.token")
+    out = run(digest.replace("/etc/apache2/redox/prod.token", str(path)))
+    assert out.stdout.strip() == want
+
+    seen = tmp_path / "seen"
+    one_liner = documented_command(doc_text, "tee /dev/tty")
+    out = run(one_liner.replace("/dev/tty", str(seen)))
+    shown = seen.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", shown)
+    assert out.stdout.strip() == hashlib.sha256(shown.encode()).hexdigest()
+
+
+def handler_names():
+    """The handler names mod_redox_verify.c answers (r->handler compared
+    with a literal or a macro of one)."""
+    with open(os.path.join(TOP, "mod_redox_verify.c"), encoding="utf-8") as f:
+        src = f.read()
+    macros = dict(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"', src, re.M))
+    names = set()
+    for ref in re.findall(r"\bstr(?:case)?cmp\(\s*r->handler\s*,\s*"
+                          r"(\w+|\"[^\"]*\")\s*\)", src):
+        assert ref.startswith('"') or ref in macros, \
+            "cannot resolve handler name " + ref
+        names.add(ref.strip('"') if ref.startswith('"') else macros[ref])
+    assert "r->handler" not in src or names, \
+        "mod_redox_verify.c looks at r->handler in a way this test does " \
+        "not understand; teach handler_names()"
+    return names
+
+
+def test_rv_docs_every_handler_documented(doc_text):
+    for name in handler_names():
+        assert "SetHandler %s" % name in doc_text, \
+            "handler %r is not documented with a SetHandler example" % name

@@ -1,0 +1,44 @@
+"""The check is mandatory: `Satisfy Any` (mod_access_compat) lets a request
+through when any access check passes, so the module's fixup denies a request
+that came past a failed token check."""
+
+import pytest
+
+import rvhttpd
+from rvhttpd import both, new_token
+
+TOK = {}
+
+
+@pytest.fixture(scope="module")
+def sat(backend):
+    TOK["ok"] = new_token()
+    h = rvhttpd.Httpd("satisfy")
+    h.backend = backend
+    h.write_conf("""
+LoadModule access_compat_module "/usr/lib/apache2/modules/mod_access_compat.so"
+<Location /proxy/>
+    RedoxVerify On
+    RedoxVerificationToken ok {tok}
+    Satisfy Any
+    Require ip 127.0.0.1
+    ProxyPass http://127.0.0.1:{bp}/satisfy/
+</Location>
+""".format(tok=TOK["ok"], bp=backend.port))
+    h.start()
+    yield h
+    h.stop()
+
+
+def test_rv_core_satisfy_any_cannot_bypass(sat):
+    r = sat.request("/proxy/{rid}")
+    assert r.status == 401, r
+    assert r.backend_requests == []
+    # one denial line, not one from the access checker and one from the fixup
+    assert len(sat.error_lines("denied missing", timeout=0.5, want=2)) == 1
+
+
+def test_rv_core_satisfy_any_accepts_token(sat):
+    r = sat.request("/proxy/{rid}", headers=both(TOK["ok"]))
+    assert r.status == 200, r
+    assert len(r.backend_requests) == 1

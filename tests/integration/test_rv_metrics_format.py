@@ -1,0 +1,235 @@
+"""The metrics endpoint and the server-status section: the output parses with
+a strict Prometheus text-format parser, carries no token or digest, its
+series come from the configuration only, access is up to Require, and each
+client request is counted once."""
+
+import hashlib
+
+import pytest
+
+import rvhttpd
+import rvmetrics
+import rvprom
+from rvhttpd import both, new_token, register_secret
+from rvmetrics import handshake_get, handshake_post
+
+T = {}
+A = "a.test"
+
+
+@pytest.fixture(scope="module")
+def fmt(backend):
+    for k in ("prod", "staging", "server", "wrong"):
+        T[k] = new_token()
+    h = rvhttpd.Httpd("metrics-format", allowed=rvmetrics.ALLOWED + [
+        r"AH01630: client denied by server configuration: .*/metrics-closed"])
+    h.backend = backend
+    h.write("htdocs-a/static/index.html", "RV-METRICS-INDEX\n")
+    h.write_conf("""
+LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+LoadModule access_compat_module /usr/lib/apache2/modules/mod_access_compat.so
+RedoxVerificationToken server {server}
+<Location /metrics>
+    SetHandler redox-verify-metrics
+    Require ip 127.0.0.1
+</Location>
+<Location /metrics-closed>
+    SetHandler redox-verify-metrics
+    Require all denied
+</Location>
+<Location /server-status>
+    SetHandler server-status
+    Require ip 127.0.0.1
+</Location>
+<VirtualHost 127.0.0.1:{port}>
+    ServerName a.test
+    DocumentRoot "{root}/htdocs-a"
+    <Directory "{root}/htdocs-a">
+        Require all granted
+    </Directory>
+    <Location /redox/>
+        RedoxVerify On
+        RedoxVerificationToken prod {prod}
+        RedoxVerificationToken staging sha256:{staging_digest}
+        ProxyPass http://127.0.0.1:{bp}/a/
+    </Location>
+    <Location /static/>
+        RedoxVerify On
+        RedoxVerificationToken prod {prod}
+        DirectoryIndex index.html
+    </Location>
+    <Location /satisfy/>
+        RedoxVerify On
+        RedoxVerificationToken prod {prod}
+        Satisfy Any
+        Require ip 127.0.0.1
+        ProxyPass http://127.0.0.1:{bp}/satisfy/
+    </Location>
+</VirtualHost>
+<VirtualHost 127.0.0.1:{port}>
+    ServerName b.test
+    <Location /redox/>
+        RedoxVerify On
+        ProxyPass http://127.0.0.1:{bp}/b/
+    </Location>
+</VirtualHost>
+""".format(port=h.port, bp=backend.port, root=h.root,
+           staging_digest=rvhttpd.sha256_hex(T["staging"]), **T))
+    h.start()
+    yield h
+    h.stop()
+
+
+def test_rv_metrics_format_parses_strictly(fmt):
+    fmt.request("/redox/x", host=A, headers=both(T["prod"]))
+    fmt.request("/redox/x", host=A, headers=both(T["wrong"]))
+    body = rvmetrics.scrape(fmt, host=A)
+    fams = rvprom.parse(body)
+    assert list(fams) == [m for m, _ in rvmetrics.METRICS.values()]
+    for kind, (metric, label) in rvmetrics.METRICS.items():
+        fam = fams[metric]
+        assert metric.startswith("redox_verify_") and metric.endswith("_total")
+        assert fam.type == "counter"
+        assert fam.help
+        assert fam.samples
+        for s in fam.samples:
+            assert s.name == metric
+            assert set(s.labels) == {"vhost", label}
+            assert s.value == int(s.value) and s.timestamp is None
+            if kind == "denied":
+                assert s.labels["reason"] in rvmetrics.DENIED_REASONS
+            if kind == "refused":
+                assert s.labels["reason"] in rvmetrics.REFUSED_REASONS
+    text = body.decode()
+    assert "\n\n" not in text and text.endswith("\n")
+    c = rvmetrics.counts(fmt, host=A)
+    a = "a.test:%d" % fmt.port
+    assert c[("accepted", a, "prod")] == 1
+    assert c[("denied", a, "wrong-token")] == 1
+    # The server-level token is accepted in every VirtualHost; b.test has
+    # only that one.
+    b = "b.test:%d" % fmt.port
+    assert {k[2] for k in c if k[0] == "accepted" and k[1] == b} == {"server"}
+    assert {k[2] for k in c if k[0] == "accepted" and k[1] == a} == {"prod", "staging",
+                                                                    "server"}
+
+
+def test_rv_metrics_format_no_token_or_digest(fmt):
+    fmt.request("/redox/x", host=A, headers=both(T["staging"]))
+    fmt.request("/redox/x", host=A, headers=both(T["wrong"]))
+    handshake_post(fmt, T["prod"], host=A)
+    handshake_get(fmt, T["wrong"], host=A)
+    outputs = [rvmetrics.scrape(fmt, host=A).decode(),
+               fmt.request("/server-status?auto").text,
+               fmt.request("/server-status").text]
+    for out in outputs:
+        assert "redox" in out.lower()
+        for tok in T.values():
+            for form in (tok, hashlib.sha256(tok.encode()).hexdigest(),
+                         hashlib.sha256(tok.encode()).hexdigest().upper()):
+                assert form not in out
+
+
+def _series(fmt):
+    return set(rvmetrics.counts(fmt, host=A))
+
+
+def test_rv_metrics_format_series_bounded_by_configuration(fmt):
+    before = _series(fmt)
+    junk = register_secret("junk-" + "x" * 40)
+    for host in (A, "b.test", "unknown.test", "evil\"host", "a.test:1"):
+        fmt.request("/redox/x", host=host, headers=both(junk))
+        fmt.request("/redox/x", host=host, headers=[("Authorization", "Bearer evil\"name")])
+        fmt.request("/redox/prod", host=host, headers=[("X-Redox-Source", "forged")])
+        handshake_post(fmt, junk, challenge="new-label", host=host)
+        handshake_get(fmt, "name%3D%22x%22", host=host)
+    assert _series(fmt) == before
+
+
+def test_rv_metrics_format_access_by_require(fmt):
+    assert fmt.request("/metrics", host=A).status == 200
+    assert fmt.request("/metrics-closed", host=A).status == 403
+
+
+def test_rv_metrics_format_methods(fmt):
+    r = fmt.request("/metrics", host=A, method="POST", body="x")
+    assert r.status == 405
+    assert "GET" in (r.header("Allow") or "")
+    r = fmt.request("/metrics", host=A, method="HEAD")
+    assert r.status == 200 and r.body == b""
+    assert r.header("Content-Type") == rvmetrics.CONTENT_TYPE
+    assert r.header("Cache-Control") == "no-store"
+
+
+def test_rv_metrics_format_counted_once_per_request(fmt):
+    a = "a.test:%d" % fmt.port
+    before = rvmetrics.counts(fmt, host=A)
+    # DirectoryIndex: a sub-request, then an internal redirect, both checked
+    r = fmt.request("/static/", host=A, headers=both(T["prod"]))
+    assert r.status == 200 and "RV-METRICS-INDEX" in r.text
+    # Satisfy Any: denied by the access checker, denied again by the fixup
+    r = fmt.request("/satisfy/x", host=A)
+    assert r.status == 401
+    after = rvmetrics.counts(fmt, host=A)
+    diff = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert diff == {("accepted", a, "prod"): 1, ("denied", a, "missing"): 1}
+
+
+def test_rv_metrics_status_auto_has_section(fmt):
+    fmt.request("/redox/x", host=A, headers=both(T["prod"]))
+    c = rvmetrics.counts(fmt, host=A)
+    text = fmt.request("/server-status?auto").text
+    lines = dict(l.split(": ", 1) for l in text.splitlines() if ": " in l)
+    assert "ServerMPM" in lines                     # mod_status's own part
+    keys = {"accepted": "RedoxVerifyAccepted", "denied": "RedoxVerifyDenied",
+            "answered": "RedoxVerifyHandshakesAnswered",
+            "refused": "RedoxVerifyHandshakesRefused"}
+    for kind, key in keys.items():
+        assert int(lines[key]) == sum(v for k, v in c.items() if k[0] == kind)
+    for (kind, vhost, label), v in c.items():
+        assert int(lines["%s[%s,%s]" % (keys[kind], vhost, label)]) == v
+
+
+def test_rv_metrics_status_html_has_section(fmt):
+    text = fmt.request("/server-status").text
+    assert "<h2>Redox token verification (mod_redox_verify)</h2>" in text
+    assert "<td>a.test:%d</td><td>prod</td>" % fmt.port in text
+    text = fmt.request("/server-status?notable").text
+    assert "<h2>Redox token verification (mod_redox_verify)</h2>" in text
+
+
+BAD = [
+    ("no final newline", "a 1"),
+    ("bad metric name", "1a 1\n"),
+    ("bad value", "a x\n"),
+    ("unquoted label", "a{b=c} 1\n"),
+    ("bad escape", 'a{b="\\t"} 1\n'),
+    ("raw newline in label", 'a{b="x\ny"} 1\n'),
+    ("unterminated labels", 'a{b="c" 1\n'),
+    ("duplicate label", 'a{b="1",b="2"} 1\n'),
+    ("duplicate series", 'a{b="1"} 1\na{b="1"} 2\n'),
+    ("second TYPE", "# TYPE a counter\n# TYPE a counter\na 1\n"),
+    ("TYPE after sample", "a 1\n# TYPE a counter\n"),
+    ("unknown type", "# TYPE a countr\na 1\n"),
+    ("split group", "a 1\nb 1\na{x=\"1\"} 1\n"),
+    ("negative counter", "# TYPE a counter\na -1\n"),
+    ("no value", 'a{b="1"}\n'),
+    ("reserved label", 'a{__b="1"} 1\n'),
+    ("CR", "a 1\r\n"),
+    ("trailing junk", "a 1 2 3\n"),
+]
+
+
+@pytest.mark.parametrize("why,text", BAD, ids=[b[0] for b in BAD])
+def test_rv_metrics_format_parser_is_strict(why, text):
+    with pytest.raises(rvprom.ParseError):
+        rvprom.parse(text)
+
+
+def test_rv_metrics_format_parser_accepts_valid():
+    fams = rvprom.parse('# HELP a Some \\\\ help\\n.\n# TYPE a counter\n'
+                        'a{x="q\\"\\\\\\n",y="z",} 1.5e3 1700000000\n# other\n\nb +Inf\n')
+    assert fams["a"].help == "Some \\ help\n."
+    assert fams["a"].samples[0].labels == {"x": 'q"\\\n', "y": "z"}
+    assert fams["a"].samples[0].value == 1500.0
+    assert fams["b"].samples[0].value == float("inf")

@@ -1,0 +1,335 @@
+/* Unit tests of rv_metrics.c: the shared-memory counter store (across
+ * processes, across segments, reset) and the renderings. */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "rv_metrics.h"
+
+static apr_pool_t *pool;
+
+/* ------------------------------------------------------------------ */
+/* The store                                                           */
+
+static void test_store_reserve(void **state)
+{
+    rv_store *st = rv_store_make(pool);
+
+    (void)state;
+    assert_int_equal(rv_store_reserve(st, "va", RV_M_VHOST_SPAN), 0);
+    assert_int_equal(rv_store_reserve(st, "vb", RV_M_VHOST_SPAN),
+                     RV_M_VHOST_SPAN);
+    assert_int_equal(rv_store_reserve(st, "n1:ax", RV_M_NAME_SPAN),
+                     2 * RV_M_VHOST_SPAN);
+    /* The same key, the same block, however often it is asked for. */
+    assert_int_equal(rv_store_reserve(st, "va", RV_M_VHOST_SPAN), 0);
+    assert_int_equal(rv_store_reserve(st, "n1:ax", RV_M_NAME_SPAN),
+                     2 * RV_M_VHOST_SPAN);
+    assert_int_equal(rv_store_used(st), 2 * RV_M_VHOST_SPAN + RV_M_NAME_SPAN);
+    assert_null(rv_store_counters(st));
+    assert_int_equal(rv_store_segments(st), 0);
+}
+
+static void test_store_count_and_read(void **state)
+{
+    rv_store *st = rv_store_make(pool);
+    rv_counter *c;
+    apr_uint32_t a, b;
+    int i;
+
+    (void)state;
+    a = rv_store_reserve(st, "va", RV_M_VHOST_SPAN);
+    b = rv_store_reserve(st, "n2:vaprod", RV_M_NAME_SPAN);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    assert_int_equal(rv_store_segments(st), 1);
+    c = rv_store_counters(st);
+    assert_non_null(c);
+    for (i = 0; i < 5; i++) {
+        rv_count(c, a + RV_M_DENIED(RV_WRONG_TOKEN));
+    }
+    rv_count(c, b + RV_M_ACCEPTED);
+    assert_int_equal(rv_store_read(st, a + RV_M_DENIED(RV_WRONG_TOKEN)), 5);
+    assert_int_equal(rv_store_read(st, a + RV_M_DENIED(RV_MISSING)), 0);
+    assert_int_equal(rv_store_read(st, b + RV_M_ACCEPTED), 1);
+    assert_int_equal(rv_store_read(st, b + RV_M_ANSWERED), 0);
+    /* Nothing new: the segment stays. */
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    assert_int_equal(rv_store_segments(st), 1);
+    assert_ptr_equal(rv_store_counters(st), c);
+}
+
+/* A configuration that outgrows the segment (a graceful restart adding
+ * many tokens) gets a new one; counters of the old generation's children,
+ * which still write to the old one, are still read. */
+static void test_store_grows_and_sums(void **state)
+{
+    rv_store *st = rv_store_make(pool);
+    rv_counter *old, *cur;
+    apr_uint32_t a, last = 0;
+    char key[32];
+    int i;
+
+    (void)state;
+    a = rv_store_reserve(st, "va", RV_M_VHOST_SPAN);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    old = rv_store_counters(st);
+    rv_count(old, a + 1);
+    rv_count(old, a + 1);
+
+    for (i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "n%d", i);
+        last = rv_store_reserve(st, key, RV_M_NAME_SPAN);
+    }
+    assert_int_equal(rv_store_reserve(st, "va", RV_M_VHOST_SPAN), a);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    assert_int_equal(rv_store_segments(st), 2);
+    cur = rv_store_counters(st);
+    assert_ptr_not_equal(cur, old);
+
+    rv_count(old, a + 1); /* an old child, after the restart */
+    rv_count(cur, a + 1); /* a new child */
+    rv_count(cur, last + 1);
+    assert_int_equal(rv_store_read(st, a + 1), 4);
+    assert_int_equal(rv_store_read(st, last + 1), 1);
+    assert_int_equal(rv_store_read(st, last), 0);
+}
+
+/* Children forked after commit count into the same words, exactly. */
+static void test_store_exact_across_processes(void **state)
+{
+    enum { KIDS = 4, EACH = 200000 };
+    rv_store *st = rv_store_make(pool);
+    rv_counter *c;
+    apr_uint32_t shared, own;
+    pid_t pids[KIDS];
+    int i, status;
+
+    (void)state;
+    shared = rv_store_reserve(st, "va", RV_M_VHOST_SPAN);
+    own = rv_store_reserve(st, "vb", RV_M_VHOST_SPAN);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    c = rv_store_counters(st);
+    for (i = 0; i < KIDS; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            int n;
+
+            for (n = 0; n < EACH; n++) {
+                rv_count(c, shared);
+                if (n % 4 == 0) {
+                    rv_count(c, own + (apr_uint32_t)i);
+                }
+            }
+            _exit(0);
+        }
+    }
+    for (i = 0; i < KIDS; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    assert_int_equal(rv_store_read(st, shared), (apr_uint64_t)KIDS * EACH);
+    for (i = 0; i < KIDS; i++) {
+        assert_int_equal(rv_store_read(st, own + (apr_uint32_t)i), EACH / 4);
+    }
+}
+
+static void test_store_reset(void **state)
+{
+    rv_store *st = rv_store_make(pool);
+    apr_uint32_t a;
+    int i;
+
+    (void)state;
+    rv_store_reserve(st, "vgone", RV_M_VHOST_SPAN);
+    a = rv_store_reserve(st, "va", RV_M_VHOST_SPAN);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    for (i = 0; i < 3000; i++) {
+        rv_store_reserve(st, apr_psprintf(pool, "n%d", i), 2);
+    }
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    rv_count(rv_store_counters(st), a);
+    assert_int_equal(rv_store_read(st, a), 1);
+
+    /* A hard restart: keys forgotten, one fresh segment, zeros. */
+    rv_store_reset(st);
+    assert_int_equal(rv_store_used(st), 0);
+    assert_int_equal(rv_store_segments(st), 0);
+    assert_int_equal(rv_store_reserve(st, "va", RV_M_VHOST_SPAN), 0);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    assert_int_equal(rv_store_segments(st), 1);
+    assert_int_equal(rv_store_read(st, 0), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Renderings                                                          */
+
+static void test_prom_escape(void **state)
+{
+    (void)state;
+    assert_string_equal(rv_prom_escape(pool, "plain.name-1_x:80"),
+                        "plain.name-1_x:80");
+    assert_string_equal(rv_prom_escape(pool, "a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    assert_string_equal(rv_prom_escape(pool, ""), "");
+    assert_string_equal(rv_prom_escape(pool, "\n\n"), "\\n\\n");
+}
+
+static void test_metric_reasons(void **state)
+{
+    (void)state;
+    assert_true(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_MISSING));
+    assert_true(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_MISMATCH));
+    assert_false(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_OK));
+    assert_false(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_BAD_CHALLENGE));
+    assert_true(
+        rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, RV_BAD_CHALLENGE));
+    assert_false(rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, RV_MALFORMED));
+    assert_false(rv_metric_has_reason(RV_M_REQUESTS_ACCEPTED, RV_OK));
+    assert_string_equal(rv_metric_label(RV_M_REQUESTS_ACCEPTED), "name");
+    assert_string_equal(rv_metric_label(RV_M_HANDSHAKES_REFUSED), "reason");
+}
+
+static rv_series sample[] = {
+    {RV_M_REQUESTS_DENIED, "b.test:443", "wrong-token", 0},
+    {RV_M_REQUESTS_ACCEPTED, "b.test:443", "prod", 0},
+    {RV_M_REQUESTS_ACCEPTED, "a.test:443", "staging", 0},
+    {RV_M_REQUESTS_ACCEPTED, "a.test:443", "prod", 0},
+    {RV_M_HANDSHAKES_REFUSED, "odd\"host\\\n:1", "missing", 0},
+};
+
+static void test_series_sort(void **state)
+{
+    rv_series s[5];
+
+    (void)state;
+    memcpy(s, sample, sizeof(s));
+    rv_series_sort(s, 5);
+    assert_int_equal(s[0].metric, RV_M_REQUESTS_ACCEPTED);
+    assert_string_equal(s[0].vhost, "a.test:443");
+    assert_string_equal(s[0].label, "prod");
+    assert_string_equal(s[1].label, "staging");
+    assert_string_equal(s[2].vhost, "b.test:443");
+    assert_int_equal(s[3].metric, RV_M_REQUESTS_DENIED);
+    assert_int_equal(s[4].metric, RV_M_HANDSHAKES_REFUSED);
+}
+
+static void test_render_prometheus(void **state)
+{
+    rv_series s[5];
+    apr_uint64_t v[5] = {7, 0, 18446744073709551615ULL, 3, 1};
+    char *out;
+
+    (void)state;
+    memcpy(s, sample, sizeof(s));
+    rv_series_sort(s, 5);
+    out = rv_render_prometheus(pool, s, 5, v);
+    assert_string_equal(
+        out,
+        "# HELP redox_verify_requests_accepted_total Requests whose Redox "
+        "token was accepted, by VirtualHost and token NAME.\n"
+        "# TYPE redox_verify_requests_accepted_total counter\n"
+        "redox_verify_requests_accepted_total{vhost=\"a.test:443\","
+        "name=\"prod\"} 7\n"
+        "redox_verify_requests_accepted_total{vhost=\"a.test:443\","
+        "name=\"staging\"} 0\n"
+        "redox_verify_requests_accepted_total{vhost=\"b.test:443\","
+        "name=\"prod\"} 18446744073709551615\n"
+        "# HELP redox_verify_requests_denied_total Requests denied for want "
+        "of a valid Redox token, by VirtualHost and reason.\n"
+        "# TYPE redox_verify_requests_denied_total counter\n"
+        "redox_verify_requests_denied_total{vhost=\"b.test:443\","
+        "reason=\"wrong-token\"} 3\n"
+        "# HELP redox_verify_handshakes_answered_total Redox "
+        "endpoint-verification handshakes answered, by VirtualHost and "
+        "token NAME.\n"
+        "# TYPE redox_verify_handshakes_answered_total counter\n"
+        "# HELP redox_verify_handshakes_refused_total Redox "
+        "endpoint-verification handshakes refused, by VirtualHost and "
+        "reason.\n"
+        "# TYPE redox_verify_handshakes_refused_total counter\n"
+        "redox_verify_handshakes_refused_total{vhost=\"odd\\\"host\\\\\\n"
+        ":1\",reason=\"missing\"} 1\n");
+    /* No series at all: the families are still announced. */
+    out = rv_render_prometheus(pool, NULL, 0, NULL);
+    assert_non_null(strstr(out, "# TYPE redox_verify_handshakes_refused_total"
+                                " counter\n"));
+    assert_null(strstr(out, "{"));
+}
+
+static void test_render_status_auto(void **state)
+{
+    rv_series s[4];
+    apr_uint64_t v[4] = {7, 5, 2, 3};
+
+    (void)state;
+    memcpy(s, sample, sizeof(s));
+    rv_series_sort(s, 4);
+    assert_string_equal(rv_render_status_auto(pool, s, 4, v),
+                        "RedoxVerifyAccepted: 14\n"
+                        "RedoxVerifyDenied: 3\n"
+                        "RedoxVerifyHandshakesAnswered: 0\n"
+                        "RedoxVerifyHandshakesRefused: 0\n"
+                        "RedoxVerifyAccepted[a.test:443,prod]: 7\n"
+                        "RedoxVerifyAccepted[a.test:443,staging]: 5\n"
+                        "RedoxVerifyAccepted[b.test:443,prod]: 2\n"
+                        "RedoxVerifyDenied[b.test:443,wrong-token]: 3\n");
+}
+
+static void test_render_status_html(void **state)
+{
+    rv_series s[2] = {
+        {RV_M_REQUESTS_ACCEPTED, "<b>&:1", "prod", 0},
+        {RV_M_REQUESTS_DENIED, "a:1", "missing", 0},
+    };
+    apr_uint64_t v[2] = {4, 9};
+    char *out;
+
+    (void)state;
+    out = rv_render_status_html(pool, s, 2, v, 0);
+    assert_non_null(strstr(out, "<h2>Redox token verification"));
+    assert_non_null(strstr(out, "<td>&lt;b&gt;&amp;:1</td><td>prod</td>"
+                                "<td>4</td>"));
+    assert_non_null(strstr(out, "<td>a:1</td><td>missing</td><td>9</td>"));
+    assert_null(strstr(out, "<b>"));
+    assert_non_null(strstr(out, "<h3>Handshakes answered</h3>\n"
+                                "<p>none configured</p>"));
+    out = rv_render_status_html(pool, s, 2, v, 1);
+    assert_null(strstr(out, "<table"));
+    assert_non_null(strstr(out, "a:1 missing: 9<br />"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_reserve),
+        cmocka_unit_test(test_store_count_and_read),
+        cmocka_unit_test(test_store_grows_and_sums),
+        cmocka_unit_test(test_store_exact_across_processes),
+        cmocka_unit_test(test_store_reset),
+        cmocka_unit_test(test_prom_escape),
+        cmocka_unit_test(test_metric_reasons),
+        cmocka_unit_test(test_series_sort),
+        cmocka_unit_test(test_render_prometheus),
+        cmocka_unit_test(test_render_status_auto),
+        cmocka_unit_test(test_render_status_html),
+    };
+    int failed;
+
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    failed = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return failed;
+}
