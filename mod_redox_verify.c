@@ -381,6 +381,36 @@ static const rv_req_state *prior_state(const request_rec *r)
     return NULL;
 }
 
+/* Header names that a backend may take for the same: case aside, CGI-style
+ * environments (HTTP_X_REDOX_SOURCE) read '_' and '-' alike. */
+static int same_header(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        if (apr_tolower(*a) != apr_tolower(*b)
+            && !((*a == '-' || *a == '_') && (*b == '-' || *b == '_'))) {
+            return 0;
+        }
+    }
+    return *a == *b;
+}
+
+/* No client-sent RedoxSourceHeader, nor a look-alike, reaches a backend. */
+static void unset_source_header(request_rec *r, const rv_dir_conf *conf)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i = 0;
+
+    while (i < arr->nelts) {
+        if (e[i].key != NULL && same_header(e[i].key, conf->source_header)) {
+            apr_table_unset(r->headers_in, e[i].key);
+            i = 0;               /* unset moved the entries: start over */
+            continue;
+        }
+        i++;
+    }
+}
+
 /* Records the outcome of this request's check (see rv_req_state). */
 static void remember(request_rec *r, const unsigned char *digest,
                      const char *name, int status)
@@ -463,6 +493,7 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
         }
     }
     if (conf->source_header) {
+        unset_source_header(r, conf);
         apr_table_setn(r->headers_in, conf->source_header, name);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
@@ -682,7 +713,7 @@ static int check(request_rec *r, int counting)
 
     if (conf->verify != 1) {
         if (conf->source_header) {
-            apr_table_unset(r->headers_in, conf->source_header);
+            unset_source_header(r, conf);
         }
         return DECLINED;
     }
@@ -733,7 +764,7 @@ static int check(request_rec *r, int counting)
             count_outcome(r, RV_M_DENIED(outcome));
         }
         if (conf->source_header) {
-            apr_table_unset(r->headers_in, conf->source_header);
+            unset_source_header(r, conf);
         }
         return deny(r, conf, outcome, "");
     }
@@ -971,8 +1002,17 @@ static void plan_counters(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     }
 }
 
+/* The module is unloaded with pconf at a restart: release the algorithm. */
+static apr_status_t digest_term(void *data)
+{
+    (void)data;
+    rv_digest_term();
+    return APR_SUCCESS;
+}
+
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
+    (void)pconf;
     (void)plog;
     (void)ptemp;
     /* A new generation: forget the last one's (freed) configuration. */
@@ -985,9 +1025,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
                      "redox_verify: OpenSSL has no SHA-256");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    /* httpd unloads and reloads the module with every configuration
-     * (restart, graceful): release the fetched digest with it. */
-    apr_pool_cleanup_register(pconf, NULL, rv_digest_cleanup,
+    apr_pool_cleanup_register(pconf, NULL, digest_term,
                               apr_pool_cleanup_null);
     return OK;
 }
@@ -1128,10 +1166,22 @@ static int status_hook(request_rec *r, int flags)
     return OK;
 }
 
+/* A child keeps its threads: let each keep its digest context. */
+static void child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    if (!rv_digest_cache_per_thread()) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "redox_verify: no "
+                     "thread key for the digest context; allocating one "
+                     "per request");
+    }
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_mpm(pre_mpm, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_access_checker(check_access, NULL, NULL, APR_HOOK_FIRST);

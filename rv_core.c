@@ -102,15 +102,12 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
 /* Digest                                                              */
 
 static EVP_MD *sha256_md;
-/* One EVP_MD_CTX per thread, kept between digests.  The key is made by
- * rv_digest_init() (at startup, single-threaded) and deleted by
- * rv_digest_cleanup(): httpd loads the module afresh for every
- * configuration, so a key made per load and never deleted used up the
- * process's keys (PTHREAD_KEYS_MAX, 1024) after about a thousand graceful
- * restarts, and then OpenSSL's own thread-local state failed: the parent
- * crashed in EVP_MD_fetch(). */
+
+/* The per-thread context cache is switched on in each child process only:
+ * the parent reloads the module on every restart, and a thread key made
+ * there would never be deleted (keys are a limited resource). */
+static int ctx_cached;
 static pthread_key_t ctx_key;
-static int ctx_key_made;
 
 static void ctx_free(void *ctx)
 {
@@ -122,27 +119,21 @@ int rv_digest_init(void)
     if (sha256_md == NULL) {
         sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
     }
-    if (!ctx_key_made) {
-        ctx_key_made = pthread_key_create(&ctx_key, ctx_free) == 0;
-    }
     return sha256_md != NULL;
 }
 
-apr_status_t rv_digest_cleanup(void *unused)
+void rv_digest_term(void)
 {
-    (void)unused;
-    if (ctx_key_made) {
-        /* The calling thread's context (httpd's parent: the one that
-         * digested the configuration's tokens).  A child never runs this:
-         * its workers' contexts are freed by ctx_free as they exit. */
-        EVP_MD_CTX_free(pthread_getspecific(ctx_key));
-        pthread_setspecific(ctx_key, NULL);
-        pthread_key_delete(ctx_key);
-        ctx_key_made = 0;
-    }
     EVP_MD_free(sha256_md);
     sha256_md = NULL;
-    return APR_SUCCESS;
+}
+
+int rv_digest_cache_per_thread(void)
+{
+    if (!ctx_cached && pthread_key_create(&ctx_key, ctx_free) == 0) {
+        ctx_cached = 1;
+    }
+    return ctx_cached;
 }
 
 int rv_digest(const void *data, apr_size_t len,
@@ -152,12 +143,9 @@ int rv_digest(const void *data, apr_size_t len,
     EVP_MD_CTX *ctx;
     unsigned int outlen = 0;
 
-    if (!ctx_key_made) {
-        /* not initialised (or released): a one-off context */
-        if (!EVP_Digest(data, len, out, &outlen, md, NULL)) {
-            return 0;
-        }
-        return outlen == RV_DIGEST_LEN;
+    if (!ctx_cached) {
+        return EVP_Digest(data, len, out, &outlen, md, NULL)
+               && outlen == RV_DIGEST_LEN;
     }
     /* One context per thread, kept between requests: OpenSSL then reuses
      * the algorithm's state instead of allocating it for every digest. */

@@ -53,14 +53,13 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
                             apr_size_t *len);
 
 /* SHA-256 through OpenSSL.  rv_digest_init() fetches the algorithm once
- * and makes the key of the per-thread digest contexts (call it at startup,
- * single-threaded); rv_digest() then never allocates a method.
- * Returns 1 on success, 0 on failure. */
+ * (call it at startup, and rv_digest_term() when unloading); a process that
+ * keeps its threads (an httpd child) calls rv_digest_cache_per_thread() once
+ * so that rv_digest() keeps one context per thread instead of allocating
+ * one per call.  Each returns 1 on success, 0 on failure. */
 int rv_digest_init(void);
-/* Releases what rv_digest_init() made, and the calling thread's context
- * (an apr cleanup on the pool the module lives as long as: takes and
- * ignores one argument, always returns APR_SUCCESS). */
-apr_status_t rv_digest_cleanup(void *unused);
+void rv_digest_term(void);
+int rv_digest_cache_per_thread(void);
 int rv_digest(const void *data, apr_size_t len,
               unsigned char out[RV_DIGEST_LEN]);
 
