@@ -164,6 +164,10 @@ ASAN_MODULE = $(ASAN_DIR)/.libs/mod_redox_verify.so
 ASAN_UNIT   = $(addprefix $(ASAN_DIR)/,$(filter-out test_rv_reload,\
                                         $(notdir $(UNIT_TESTS))))
 ASAN_REPORTS = $(CURDIR)/$(ASAN_DIR)/reports
+# The 1,100 graceful restarts of test_rv_core_restarts take about 90 s in
+# make test and do not fit its 240 s under ASan (about 550 restarts): they
+# count reloads, not memory; load-asan restarts an ASan httpd under load.
+ASAN_PYTEST_ARGS ?= -k "not many_graceful_restarts"
 SAN_CFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer
 LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
@@ -198,7 +202,7 @@ asan: deps deps-asan
 	@for t in $(ASAN_UNIT); do $(SAN_ENV) $$t || exit 1; done
 	$(SAN_ENV) RV_MODULE=$(CURDIR)/$(ASAN_MODULE) RV_HTTPD_PRELOAD=$(LIBASAN) \
 	    RV_GEN_DIR=$(CURDIR)/$(ASAN_DIR)/gen RV_SANITIZER_LOG_DIR=$(ASAN_REPORTS) \
-	    $(PYTHON) -m pytest -q tests/integration
+	    $(PYTHON) -m pytest -q tests/integration $(ASAN_PYTEST_ARGS)
 	@if [ -n "$$(ls -A $(ASAN_REPORTS))" ]; then \
 	    echo "sanitizer reports in $(ASAN_REPORTS):"; \
 	    head -n 60 $(ASAN_REPORTS)/*; exit 1; fi
@@ -237,8 +241,9 @@ lint: deps-build deps-lint
 # ---------------------------------------------------------------------------
 # Fuzzing: one libFuzzer harness per parser of untrusted bytes (fuzz/),
 # built with clang and ASan+UBSan+LeakSanitizer, each run for FUZZ_SECONDS
-# from its seed corpus fuzz/corpus/<harness> by fuzz/run.  `make -j2 fuzz`
-# runs two at a time.
+# from its seed corpus fuzz/corpus/<harness> by fuzz/run.  `make -j4 fuzz`
+# runs them side by side (CI: four on two cores, for a quarter of the wall
+# time at about half the executions each).
 DEB_FUZZ     = clang-14 libclang-rt-14-dev
 FUZZ_CC      = clang-14
 FUZZ_SECONDS ?= 60

@@ -40,6 +40,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     fz_init();
     FZ_CHECK(rv_digest_init());
+    /* as an httpd child does: one digest context kept per thread */
+    FZ_CHECK(rv_digest_cache_per_thread());
     set = rv_tokenset_make(fz_root);
     empty = rv_tokenset_make(fz_root);
     for (i = 0; i < NTOKENS; i++) {
