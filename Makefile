@@ -7,6 +7,8 @@
 #                 (DESTDIR is honoured; make uninstall removes them)
 #   make man      the man page redox_verify(5), from docs/mod_redox_verify.md
 #   make deb      the Debian package, in build/deb/
+#   make bench    install missing Debian packages, build, run the benchmarks
+#                 (QUICK=1 or make bench-quick: a short smoke run for CI)
 #   make asan     unit + integration tests against an ASan+UBSan build
 #   make lint     gcc -Wall -Wextra -Werror and cppcheck
 #   make fuzz     each libFuzzer harness for FUZZ_SECONDS (default 60)
@@ -43,9 +45,11 @@ DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
 # ... and the package build (make deb) and its tests (lintian, man).
 DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
               lintian man-db
+# ... and the benchmarks (make bench).
+DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 
-.PHONY: all deps deps-build deps-deb run test unit integration install-test \
-        install uninstall man deb clean \
+.PHONY: all deps deps-build deps-deb deps-bench run test unit integration \
+        install-test install uninstall man deb bench bench-quick clean \
         deps-asan asan asan-build deps-lint lint deps-fuzz fuzz fuzz-build \
         deps-load load load-asan
 
@@ -106,6 +110,24 @@ tests/unit/test_rv_reload: tests/unit/test_rv_reload.c $(RELOAD_SO)
 
 integration: $(MODULE)
 	$(PYTHON) -m pytest -q tests/integration
+
+deps-bench: deps-build
+	@tools/ensure-debs $(DEB_BENCH)
+
+# Loopback only; server and wrk pinned to different cores.  See README.md,
+# "Performance".  Results in bench/out/.
+bench: deps-bench
+	@$(MAKE) --no-print-directory all bench/micro
+	$(PYTHON) bench/run.py $(if $(QUICK),--quick)
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench QUICK=1
+
+# Built like the module (-O2), so the figures match what Apache runs.
+bench/micro: bench/micro.c rv_core.c $(HDRS)
+	$(CC) $(WARN) -g -O2 -I. $$(pkg-config --cflags apr-1 openssl) \
+	    $(EXTRA_CFLAGS) -o $@ bench/micro.c rv_core.c \
+	    $$(pkg-config --libs apr-1 openssl) $(EXTRA_LDFLAGS)
 
 # The package (make deb) and a2enmod, the apxs install and uninstall, and
 # the reference manual against the directives the built module registers.
@@ -300,4 +322,4 @@ load-asan: deps-build deps-asan deps-load
 	    $(PYTHON) tests/load/run --seconds $(LOAD_ASAN_SECONDS) --no-memory-check
 
 clean:
-	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) $(RELOAD_SO) build
+	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) $(RELOAD_SO) build bench/micro
