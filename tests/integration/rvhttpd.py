@@ -12,6 +12,8 @@ Environment overrides:
   RV_GEN_DIR         where server roots are generated (default: tests/integration/gen)
   RV_LOGLEVEL        LogLevel of every generated server (default: info redox_verify:trace8,
                      the most a real site could log; the leak test greps all of it)
+  RV_SANITIZER_LOG_DIR  where ASAN_OPTIONS/UBSAN_OPTIONS log_path write reports
+                     (set by `make asan`); a test that leaves a file there fails
 """
 
 import hashlib
@@ -172,6 +174,27 @@ _CRASH = re.compile(
 )
 # The module's own denial lines are expected (one per denied request).
 DEFAULT_ALLOWED = [re.compile(r"\[redox_verify:error\].*redox_verify: denied ")]
+
+
+SANITIZER_LOG_DIR = os.environ.get("RV_SANITIZER_LOG_DIR")
+_SEEN_REPORTS = set()
+
+
+def new_sanitizer_reports():
+    """Sanitizer report files (log_path) that appeared since the last call,
+    each as its path and first lines."""
+    if not SANITIZER_LOG_DIR or not os.path.isdir(SANITIZER_LOG_DIR):
+        return []
+    out = []
+    for name in sorted(os.listdir(SANITIZER_LOG_DIR)):
+        path = os.path.join(SANITIZER_LOG_DIR, name)
+        if path in _SEEN_REPORTS:
+            continue
+        _SEEN_REPORTS.add(path)
+        with open(path, errors="replace") as f:
+            head = "".join(f.readlines()[:40])
+        out.append("%s:\n%s" % (path, head))
+    return out
 
 
 def unexpected_log_lines(text, allowed=()):
