@@ -366,7 +366,12 @@ def require_module():
         "module %s not built: run `make` in %s (or set RV_MODULE)" % (MODULE, REPO))
 
 
-def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
+# The modules a lean server (Httpd(..., lean=True)) loads: enough for the
+# global config and ProxyPass, so a restart is quick.
+LEAN_MODULES = ("authz_core_module", "mime_module", "proxy_module", "proxy_http_module")
+
+
+def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
     root = Path(root)
     lines = [
         'ServerRoot "%s"' % root,
@@ -380,7 +385,8 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
         lines.append("Listen 127.0.0.1:%d" % p)
     lines.append(MPM_CONF[mpm][0])
     for name, so in STOCK_MODULES:
-        lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
+        if not lean or name in LEAN_MODULES:
+            lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
     lines.append('LoadModule redox_verify_module "%s"' % MODULE)
     if user and os.geteuid() == 0:
         lines += ["User www-data", "Group www-data"]
@@ -390,8 +396,9 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
         'LogFormat "%s" rvfmt' % LOG_FORMAT,
         'CustomLog "%s/logs/access.log" rvfmt' % root,
         "TypesConfig /etc/mime.types",
-        'ScriptSock "%s/run/cgid.sock"' % root,
     ]
+    if not lean:
+        lines.append('ScriptSock "%s/run/cgid.sock"' % root)
     lines += MPM_CONF[mpm][1:]
     lines += [
         "Timeout 15",
@@ -414,7 +421,7 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
 class Httpd:
     """One generated server root with its own config, ports and logs."""
 
-    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event"):
+    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event", lean=False):
         require_module()
         self.name = name
         self.root = GEN_DIR / name
@@ -428,6 +435,7 @@ class Httpd:
         self.env = dict(env or {})
         self.allowed = list(allowed)
         self.mpm = mpm
+        self.lean = lean
         self.checked_offset = 0
         self.start_output = ""
         self.backend = None
@@ -449,7 +457,8 @@ class Httpd:
         return write_file(self.root / rel, text, mode)
 
     def write_conf(self, body):
-        write_file(self.conf, global_conf(self.root, self.ports, mpm=self.mpm) + body)
+        write_file(self.conf, global_conf(self.root, self.ports, mpm=self.mpm,
+                                          lean=self.lean) + body)
 
     # -- process control -------------------------------------------------------
     def _env(self):
