@@ -186,10 +186,7 @@ ASAN_MODULE = $(ASAN_DIR)/.libs/mod_redox_verify.so
 ASAN_UNIT   = $(addprefix $(ASAN_DIR)/,$(filter-out test_rv_reload,\
                                         $(notdir $(UNIT_TESTS))))
 ASAN_REPORTS = $(CURDIR)/$(ASAN_DIR)/reports
-# The 1,100 graceful restarts of test_rv_core_restarts take about 90 s in
-# make test and do not fit its 240 s under ASan (about 550 restarts): they
-# count reloads, not memory; load-asan restarts an ASan httpd under load.
-ASAN_PYTEST_ARGS ?= -k "not many_graceful_restarts"
+ASAN_PYTEST_ARGS ?=
 SAN_CFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer
 LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)

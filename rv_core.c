@@ -170,9 +170,10 @@ int rv_digest(const void *data, apr_size_t len,
 
 /* The tokens sit in a dense array, in the order they were added (their
  * "slots"); two open-addressing tables of entry numbers (entry + 1, 0 for
- * empty) index them by digest and by NAME.  The arrays are malloc'd, so
- * growing frees the old ones instead of leaving them in the config pool:
- * 10,000 tokens take about 1 MiB. */
+ * empty) index them by digest and by NAME.  The arrays live in a subpool
+ * of their own that is replaced when they grow, so outgrown arrays go back
+ * to the allocator instead of staying in the config pool: 10,000 tokens
+ * take about 1 MiB. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
     const char *name;
@@ -180,6 +181,7 @@ typedef struct {
 
 struct rv_tokenset {
     apr_pool_t *pool;
+    apr_pool_t *arrays;                  /* holds the three arrays */
     rv_entry *entries;
     apr_uint32_t *by_digest;
     apr_uint32_t *by_name;
@@ -202,25 +204,11 @@ static apr_uint32_t name_hash(const char *name)
     return apr_hashfunc_default(name, &len);
 }
 
-static apr_status_t tokenset_free(void *data)
-{
-    rv_tokenset *s = data;
-
-    free(s->entries);
-    free(s->by_digest);
-    free(s->by_name);
-    s->entries = NULL;
-    s->by_digest = s->by_name = NULL;
-    s->count = s->cap = 0;
-    return APR_SUCCESS;
-}
-
 rv_tokenset *rv_tokenset_make(apr_pool_t *p)
 {
     rv_tokenset *s = apr_pcalloc(p, sizeof(*s));
 
     s->pool = p;
-    apr_pool_cleanup_register(p, s, tokenset_free, apr_pool_cleanup_null);
     return s;
 }
 
@@ -240,37 +228,44 @@ static void table_put(apr_uint32_t *table, apr_uint32_t mask,
  * memory (the set is then unchanged). */
 static int tokenset_grow(rv_tokenset *s)
 {
+    apr_uint32_t mask = s->mask;
+    int cap = s->cap, i;
+    apr_pool_t *arrays;
+    rv_entry *entries;
+    apr_uint32_t *by_digest, *by_name;
+
+    if (s->count < s->cap && (apr_uint32_t)(s->count + 1) * 2 <= mask + 1) {
+        return 1;
+    }
     if (s->count == s->cap) {
-        int cap = s->cap ? s->cap * 2 : 4;
-        rv_entry *entries = realloc(s->entries, cap * sizeof(*entries));
-
-        if (entries == NULL) {
-            return 0;
-        }
-        s->entries = entries;
-        s->cap = cap;
+        cap = cap ? cap * 2 : 4;
     }
-    if (s->by_digest == NULL || (apr_uint32_t)(s->count + 1) * 2 > s->mask + 1) {
-        apr_uint32_t mask = s->by_digest ? s->mask * 2 + 1 : 7;
-        apr_uint32_t *by_digest = calloc(mask + 1, sizeof(apr_uint32_t));
-        apr_uint32_t *by_name = calloc(mask + 1, sizeof(apr_uint32_t));
-        int i;
-
-        if (by_digest == NULL || by_name == NULL) {
-            free(by_digest);
-            free(by_name);
-            return 0;
-        }
-        for (i = 0; i < s->count; i++) {
-            table_put(by_digest, mask, digest_hash(s->entries[i].digest), i);
-            table_put(by_name, mask, name_hash(s->entries[i].name), i);
-        }
-        free(s->by_digest);
-        free(s->by_name);
-        s->by_digest = by_digest;
-        s->by_name = by_name;
-        s->mask = mask;
+    if (s->arrays == NULL) {
+        mask = 7;
     }
+    else if ((apr_uint32_t)(s->count + 1) * 2 > mask + 1) {
+        mask = mask * 2 + 1;
+    }
+    if (apr_pool_create(&arrays, s->pool) != APR_SUCCESS) {
+        return 0;
+    }
+    entries = apr_palloc(arrays, cap * sizeof(*entries));
+    by_digest = apr_pcalloc(arrays, (mask + 1) * sizeof(apr_uint32_t));
+    by_name = apr_pcalloc(arrays, (mask + 1) * sizeof(apr_uint32_t));
+    for (i = 0; i < s->count; i++) {
+        entries[i] = s->entries[i];
+        table_put(by_digest, mask, digest_hash(entries[i].digest), i);
+        table_put(by_name, mask, name_hash(entries[i].name), i);
+    }
+    if (s->arrays != NULL) {
+        apr_pool_destroy(s->arrays);
+    }
+    s->arrays = arrays;
+    s->entries = entries;
+    s->by_digest = by_digest;
+    s->by_name = by_name;
+    s->mask = mask;
+    s->cap = cap;
     return 1;
 }
 
