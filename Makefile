@@ -89,9 +89,9 @@ UNIT_TESTS = tests/unit/test_rv_core tests/unit/test_rv_handshake \
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do $$t || exit 1; done
 
-tests/unit/test_%: tests/unit/test_%.c %.c $(HDRS)
+tests/unit/test_%: tests/unit/test_%.c %.c rv_core.c $(HDRS)
 	$(CC) $(WARN) -g -O1 -I. $$(pkg-config --cflags apr-1 $(PKGS) cmocka) \
-	    $(EXTRA_CFLAGS) -o $@ $< $*.c \
+	    $(EXTRA_CFLAGS) -o $@ $< $(sort $*.c rv_core.c) \
 	    $$(pkg-config --libs apr-1 $(PKGS) cmocka) $(EXTRA_LDFLAGS)
 
 # rv_core.c as a shared object that test_rv_reload loads and unloads the
@@ -206,10 +206,10 @@ $(ASAN_MODULE): $(SRCS) $(HDRS)
 	    $(addprefix -Wc$(,),-I$(CURDIR) $(WARN) $(PKG_CFLAGS) $(SAN_CFLAGS)) \
 	    -Wl$(,)-fsanitize=address$(,)undefined $(SRCS) $(PKG_LIBS)
 
-$(ASAN_DIR)/test_%: tests/unit/test_%.c %.c $(HDRS)
+$(ASAN_DIR)/test_%: tests/unit/test_%.c %.c rv_core.c $(HDRS)
 	@mkdir -p $(ASAN_DIR)
 	$(CC) $(WARN) -g -O1 $(SAN_CFLAGS) -I. \
-	    $$(pkg-config --cflags apr-1 $(PKGS) cmocka) -o $@ $< $*.c \
+	    $$(pkg-config --cflags apr-1 $(PKGS) cmocka) -o $@ $< $(sort $*.c rv_core.c) \
 	    $$(pkg-config --libs apr-1 $(PKGS) cmocka)
 
 asan-build: $(ASAN_MODULE) $(ASAN_UNIT)

@@ -496,7 +496,7 @@ int rv_token_valid(const char *tok, apr_size_t len)
     return 1;
 }
 
-static int hexval(char c)
+int rv_hexval(char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -518,7 +518,7 @@ int rv_hex_digest(const char *hex, unsigned char out[RV_DIGEST_LEN])
         return 0;
     }
     for (i = 0; i < RV_DIGEST_LEN; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = rv_hexval(hex[2 * i]), lo = rv_hexval(hex[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
             return 0;

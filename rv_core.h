@@ -114,6 +114,8 @@ int rv_name_valid(const char *name);
 /* Is this a token Redox could send in a header (visible ASCII, no space,
  * 1..RV_TOKEN_MAX bytes)? */
 int rv_token_valid(const char *tok, apr_size_t len);
+/* The value of one hex digit, or -1. */
+int rv_hexval(char c);
 /* 64 hex digits to 32 bytes; returns 1 on success. */
 int rv_hex_digest(const char *hex, unsigned char out[RV_DIGEST_LEN]);
 /* Trims surrounding whitespace and cuts at the first line end, in place. */

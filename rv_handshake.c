@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "rv_core.h"
 #include "rv_handshake.h"
 
 #define TOKEN_KEY     "verification-token"
@@ -69,15 +70,6 @@ const char *rv_hs_parse_body(apr_pool_t *p, const char *body, apr_size_t len,
     return why;
 }
 
-static int hexval(char c)
-{
-    if (apr_isdigit(c)) {
-        return c - '0';
-    }
-    c = (char)apr_tolower(c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decodes [s, s + n) into a new string; NULL on a bad escape or a
  * decoded NUL. */
 static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n)
@@ -92,8 +84,8 @@ static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n)
             if (i + 2 >= n) {
                 return NULL;
             }
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
+            hi = rv_hexval(s[i + 1]);
+            lo = rv_hexval(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 return NULL;
             }

@@ -49,6 +49,23 @@ static inline char *fz_cstr(const uint8_t *data, size_t size)
     return s;
 }
 
+/* Is why one of the n reasons a parser may give? */
+static inline int fz_known(const char *why, const char *const *reasons,
+                           size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(why, reasons[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+#define FZ_KNOWN(why, reasons) \
+    fz_known((why), (reasons), sizeof(reasons) / sizeof((reasons)[0]))
+
 static inline int fz_visible(char c)
 {
     return (unsigned char)c > 0x20 && (unsigned char)c < 0x7f;

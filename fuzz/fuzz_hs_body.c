@@ -38,18 +38,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static int known_reason(const char *why)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(REASONS) / sizeof(REASONS[0]); i++) {
-        if (strcmp(why, REASONS[i]) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* Equal to a jansson string member, whole (no NUL inside: jansson refuses
  * \u0000 without JSON_ALLOW_NUL). */
 static int same_string(const char *got, json_t *member)
@@ -102,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  == fz_challenge_ok(challenge));
     }
     else {
-        FZ_CHECK(known_reason(why));
+        FZ_CHECK(FZ_KNOWN(why, REASONS));
     }
 
     s = fz_cstr(data, size);

@@ -39,18 +39,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static int known_reason(const char *why)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(REASONS) / sizeof(REASONS[0]); i++) {
-        if (strcmp(why, REASONS[i]) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int hex(char c)
 {
     if (c >= '0' && c <= '9') {
@@ -189,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  == fz_challenge_ok(challenge));
     }
     else {
-        FZ_CHECK(known_reason(why));
+        FZ_CHECK(FZ_KNOWN(why, REASONS));
     }
     free(m.challenge);
     free(m.token);
