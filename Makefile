@@ -9,6 +9,12 @@
 #   make deb      the Debian package, in build/deb/
 #   make bench    install missing Debian packages, build, run the benchmarks
 #                 (QUICK=1 or make bench-quick: a short smoke run for CI)
+#   make asan     unit + integration tests against an ASan+UBSan build
+#   make lint     gcc -Wall -Wextra -Werror and cppcheck
+#   make fuzz     each libFuzzer harness for FUZZ_SECONDS (default 60)
+#   make load     LOAD_SECONDS (default 60) of wrk load, graceful restarts
+#                 and a token rotation against the built module
+#   make load-asan  the same, shorter, against the ASan+UBSan build
 
 APXS      ?= $(shell command -v apxs2 || command -v apxs || echo apxs)
 PYTHON    ?= /usr/bin/python3
@@ -43,7 +49,9 @@ DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
 DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 
 .PHONY: all deps deps-build deps-deb deps-bench run test unit integration \
-        install-test install uninstall man deb bench bench-quick clean
+        install-test install uninstall man deb bench bench-quick clean \
+        deps-asan asan asan-build deps-lint lint deps-fuzz fuzz fuzz-build \
+        deps-load load load-asan
 
 all: $(MODULE)
 
@@ -76,7 +84,7 @@ test: deps
 	@$(MAKE) --no-print-directory install-test
 
 UNIT_TESTS = tests/unit/test_rv_core tests/unit/test_rv_handshake \
-             tests/unit/test_rv_metrics
+             tests/unit/test_rv_metrics tests/unit/test_rv_reload
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do $$t || exit 1; done
@@ -85,6 +93,20 @@ tests/unit/test_%: tests/unit/test_%.c %.c $(HDRS)
 	$(CC) $(WARN) -g -O1 -I. $$(pkg-config --cflags apr-1 $(PKGS) cmocka) \
 	    $(EXTRA_CFLAGS) -o $@ $< $*.c \
 	    $$(pkg-config --libs apr-1 $(PKGS) cmocka) $(EXTRA_LDFLAGS)
+
+# rv_core.c as a shared object that test_rv_reload loads and unloads the
+# way httpd reloads the module.
+RELOAD_SO = tests/unit/rv_core_reload.so
+
+$(RELOAD_SO): rv_core.c rv_core.h
+	$(CC) $(WARN) -g -O1 -shared -fPIC -I. \
+	    $$(pkg-config --cflags apr-1 $(PKGS)) $(EXTRA_CFLAGS) -o $@ rv_core.c \
+	    $$(pkg-config --libs apr-1 $(PKGS)) $(EXTRA_LDFLAGS)
+
+tests/unit/test_rv_reload: tests/unit/test_rv_reload.c $(RELOAD_SO)
+	$(CC) $(WARN) -g -O1 -DRELOAD_SO='"$(CURDIR)/$(RELOAD_SO)"' \
+	    $$(pkg-config --cflags apr-1 cmocka) $(EXTRA_CFLAGS) -o $@ $< \
+	    -ldl $$(pkg-config --libs apr-1 cmocka) $(EXTRA_LDFLAGS)
 
 integration: $(MODULE)
 	$(PYTHON) -m pytest -q tests/integration
@@ -141,5 +163,163 @@ $(MANPAGE): docs/mod_redox_verify.md tools/md2man debian/changelog
 deb: deps-deb
 	@tools/build-deb $(DEB_DIR)
 
+# ---------------------------------------------------------------------------
+# Sanitizers: the module and the unit tests built with AddressSanitizer and
+# UndefinedBehaviorSanitizer into build/asan (the normal build is left
+# alone), libasan preloaded into Debian's apache2.
+#  - ASan/LSan reports go to files under build/asan/reports (log_path; the
+#    httpd children run as www-data, so the folder is world-writable): the
+#    integration suite fails a test that leaves one there.
+#  - gcc's separate UBSan runtime ignores log_path: it writes to stderr,
+#    which is httpd's error log (checked by the suite after every test) or
+#    the captured output of apache2 -k start / -t; -fno-sanitize-recover
+#    makes the process abort too.
+#  - At the end the target fails if any report file or any sanitizer line
+#    in the generated logs is left.
+# LeakSanitizer runs in httpd too, with suppressions for httpd's own
+# exit-time leftovers (tests/sanitizers/lsan-httpd.supp).
+DEB_ASAN    = gcc libasan8 libubsan1
+ASAN_DIR    = build/asan
+ASAN_MODULE = $(ASAN_DIR)/.libs/mod_redox_verify.so
+# test_rv_reload is left out: it loads an uninstrumented rv_core.c 1500
+# times, which says nothing more under ASan.
+ASAN_UNIT   = $(addprefix $(ASAN_DIR)/,$(filter-out test_rv_reload,\
+                                        $(notdir $(UNIT_TESTS))))
+ASAN_REPORTS = $(CURDIR)/$(ASAN_DIR)/reports
+# The 1,100 graceful restarts of test_rv_core_restarts take about 90 s in
+# make test and do not fit its 240 s under ASan (about 550 restarts): they
+# count reloads, not memory; load-asan restarts an ASan httpd under load.
+ASAN_PYTEST_ARGS ?= -k "not many_graceful_restarts"
+SAN_CFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
+LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
+SAN_ENV     = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:fast_unwind_on_malloc=0:malloc_context_size=30 \
+              LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan-httpd.supp:print_suppressions=0 \
+              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+deps-asan:
+	@tools/ensure-debs $(DEB_ASAN)
+
+# libtool puts objects next to their sources: build from links in
+# build/asan so that the normal build's .libs/ is not touched.
+$(ASAN_MODULE): $(SRCS) $(HDRS)
+	@mkdir -p $(ASAN_DIR)
+	cd $(ASAN_DIR) && for f in $(SRCS); do ln -sf $(CURDIR)/$$f .; done && \
+	$(APXS) -c -n redox_verify -o mod_redox_verify.la \
+	    $(addprefix -Wc$(,),-I$(CURDIR) $(WARN) $(PKG_CFLAGS) $(SAN_CFLAGS)) \
+	    -Wl$(,)-fsanitize=address$(,)undefined $(SRCS) $(PKG_LIBS)
+
+$(ASAN_DIR)/test_%: tests/unit/test_%.c %.c $(HDRS)
+	@mkdir -p $(ASAN_DIR)
+	$(CC) $(WARN) -g -O1 $(SAN_CFLAGS) -I. \
+	    $$(pkg-config --cflags apr-1 $(PKGS) cmocka) -o $@ $< $*.c \
+	    $$(pkg-config --libs apr-1 $(PKGS) cmocka)
+
+asan-build: $(ASAN_MODULE) $(ASAN_UNIT)
+
+asan: deps deps-asan
+	@$(MAKE) --no-print-directory asan-build
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS) && \
+	    chmod 1777 $(ASAN_REPORTS)
+	@for t in $(ASAN_UNIT); do $(SAN_ENV) $$t || exit 1; done
+	$(SAN_ENV) RV_MODULE=$(CURDIR)/$(ASAN_MODULE) RV_HTTPD_PRELOAD=$(LIBASAN) \
+	    RV_GEN_DIR=$(CURDIR)/$(ASAN_DIR)/gen RV_SANITIZER_LOG_DIR=$(ASAN_REPORTS) \
+	    $(PYTHON) -m pytest -q tests/integration $(ASAN_PYTEST_ARGS)
+	@if [ -n "$$(ls -A $(ASAN_REPORTS))" ]; then \
+	    echo "sanitizer reports in $(ASAN_REPORTS):"; \
+	    head -n 60 $(ASAN_REPORTS)/*; exit 1; fi
+	@if grep -rlE 'runtime error:|Sanitizer|AH00052' $(ASAN_DIR)/gen; then \
+	    echo "sanitizer or crash lines in the logs above"; exit 1; fi
+	@echo "asan: no sanitizer reports"
+
+# ---------------------------------------------------------------------------
+# Lint: the sources compiled with the module's own compiler and flags plus
+# -Werror (no warning may appear), and cppcheck on the configuration that
+# is built (apxs's defines, APR/httpd/system headers); any finding of
+# severity warning, portability or error fails.  varFuncNullUB is APR's
+# NULL-terminated apr_pstrcat() idiom (NULL is (void *)0 on glibc).
+DEB_LINT   = cppcheck
+MULTIARCH  = $(shell $(CC) -print-multiarch 2>/dev/null)
+APXS_CPPFLAGS = $(shell $(APXS) -q EXTRA_CPPFLAGS 2>/dev/null) -I. \
+    -I$(shell $(APXS) -q INCLUDEDIR 2>/dev/null) \
+    -I$(shell $(APXS) -q APR_INCLUDEDIR 2>/dev/null)
+APXS_CFLAGS = $(shell $(APXS) -q CFLAGS 2>/dev/null) \
+    $(shell $(APXS) -q CPPFLAGS 2>/dev/null)
+FUZZ_SRCS  = $(wildcard fuzz/fuzz_*.c)
+
+deps-lint:
+	@tools/ensure-debs $(DEB_LINT)
+
+lint: deps-build deps-lint
+	for f in $(SRCS); do \
+	    $(CC) -c -o /dev/null $(APXS_CFLAGS) $(WARN) -Werror $(APXS_CPPFLAGS) \
+	        $(PKG_CFLAGS) $$f || exit 1; done
+	cppcheck -q --inconclusive --error-exitcode=1 \
+	    --enable=warning,portability --suppress=missingIncludeSystem \
+	    --suppress=varFuncNullUB $(APXS_CPPFLAGS) \
+	    -I/usr/include -I/usr/include/$(MULTIARCH) $(SRCS) $(FUZZ_SRCS)
+	@echo "lint: no warnings"
+
+# ---------------------------------------------------------------------------
+# Fuzzing: one libFuzzer harness per parser of untrusted bytes (fuzz/),
+# built with clang and ASan+UBSan+LeakSanitizer, each run for FUZZ_SECONDS
+# from its seed corpus fuzz/corpus/<harness> by fuzz/run.  `make -j4 fuzz`
+# runs them side by side (CI: four on two cores, for a quarter of the wall
+# time at about half the executions each).
+DEB_FUZZ     = clang-14 libclang-rt-14-dev
+FUZZ_CC      = clang-14
+FUZZ_SECONDS ?= 60
+FUZZERS      = fuzz_bearer fuzz_verify fuzz_hs_body fuzz_hs_query
+FUZZ_DIR     = build/fuzz
+FUZZ_BINS    = $(addprefix $(FUZZ_DIR)/,$(FUZZERS))
+FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+deps-fuzz:
+	@tools/ensure-debs $(DEB_FUZZ)
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h rv_core.c rv_handshake.c $(HDRS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(WARN) -Werror $(FUZZ_CFLAGS) -I. \
+	    $$(pkg-config --cflags apr-1 $(PKGS)) -o $@ $< rv_core.c rv_handshake.c \
+	    $$(pkg-config --libs apr-1 $(PKGS))
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps-build deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZERS))
+
+fuzz-run-%: $(FUZZ_DIR)/%
+	@fuzz/run $* $(FUZZ_SECONDS)
+
+# ---------------------------------------------------------------------------
+# Load: tests/load/run drives a real apache2 on loopback with wrk (64
+# connections, a Lua mix of valid and invalid requests) for LOAD_SECONDS
+# while it does six graceful restarts, one adding a token and a later one
+# removing the old token; it checks every answer, the error log and the
+# children's memory.  The server root is build/load.
+DEB_LOAD     = wrk
+LOAD_SECONDS ?= 60
+
+deps-load:
+	@tools/ensure-debs $(DEB_LOAD)
+
+load: deps-build deps-load
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) tests/load/run --seconds $(LOAD_SECONDS)
+
+# The same against the ASan+UBSan build (reports as for make asan; memory
+# figures are not checked: ASan's quarantine grows RSS by design).
+LOAD_ASAN_SECONDS ?= 30
+
+load-asan: deps-build deps-asan deps-load
+	@$(MAKE) --no-print-directory asan-build
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS) && \
+	    chmod 1777 $(ASAN_REPORTS)
+	$(SAN_ENV) RV_MODULE=$(CURDIR)/$(ASAN_MODULE) RV_HTTPD_PRELOAD=$(LIBASAN) \
+	    RV_LOAD_DIR=$(CURDIR)/$(ASAN_DIR)/load RV_SANITIZER_LOG_DIR=$(ASAN_REPORTS) \
+	    $(PYTHON) tests/load/run --seconds $(LOAD_ASAN_SECONDS) --no-memory-check
+
 clean:
-	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) build bench/micro
+	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) $(RELOAD_SO) build bench/micro

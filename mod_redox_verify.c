@@ -472,8 +472,11 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     return status;
 }
 
+/* bearer_accepted: the check has just accepted a Bearer Authorization
+ * header, so stripping need not parse it again. */
 static void accept_request(request_rec *r, const rv_dir_conf *conf,
-                           const unsigned char *digest, const char *name)
+                           const unsigned char *digest, const char *name,
+                           int bearer_accepted)
 {
     remember(r, digest, name, OK);
     apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
@@ -483,8 +486,9 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
         apr_size_t len;
 
         apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
-        if (rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
-                            &tok, &len) != RV_ABSENT) {
+        if (bearer_accepted
+            || rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
+                               &tok, &len) != RV_ABSENT) {
             apr_table_unset(r->headers_in, "Authorization");
         }
         /* An h2c upgrade would run this request again, as stream 1 of the
@@ -774,7 +778,10 @@ static int check(request_rec *r, int counting)
     if (counting) {
         count_token(r, conf, slot, RV_M_ACCEPTED);
     }
-    accept_request(r, conf, digest, rv_tokenset_name_at(conf->tokens, slot));
+    accept_request(r, conf, digest, rv_tokenset_name_at(conf->tokens, slot),
+                   prior == NULL && (conf->mode == RV_UNSET
+                                     || conf->mode == RV_HDR_BOTH
+                                     || conf->mode == RV_HDR_BEARER));
     return OK;
 }
 

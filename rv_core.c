@@ -168,24 +168,51 @@ int rv_digest(const void *data, apr_size_t len,
 /* ------------------------------------------------------------------ */
 /* Token set                                                           */
 
+/* The tokens sit in a dense array, in the order they were added (their
+ * "slots"); two open-addressing tables of entry numbers (entry + 1, 0 for
+ * empty) index them by digest and by NAME.  The arrays are malloc'd, so
+ * growing frees the old ones instead of leaving them in the config pool:
+ * 10,000 tokens take about 1 MiB. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name;                    /* NULL marks an empty slot */
-} rv_slot;
+    const char *name;
+} rv_entry;
 
 struct rv_tokenset {
     apr_pool_t *pool;
-    rv_slot *slots;
-    apr_uint32_t mask;                   /* slot count - 1 (a power of 2) */
+    rv_entry *entries;
+    apr_uint32_t *by_digest;
+    apr_uint32_t *by_name;
+    apr_uint32_t mask;                   /* table size - 1 (a power of 2) */
     int count;
-    apr_hash_t *names;                   /* for the duplicate check */
+    int cap;                             /* entries allocated */
 };
 
-static apr_uint32_t slot_index(const unsigned char *d, apr_uint32_t mask)
+static apr_uint32_t digest_hash(const unsigned char *d)
 {
     /* The digest is uniformly distributed: its first bytes are the hash. */
-    return ((apr_uint32_t)d[0] << 24 | (apr_uint32_t)d[1] << 16
-            | (apr_uint32_t)d[2] << 8 | (apr_uint32_t)d[3]) & mask;
+    return (apr_uint32_t)d[0] << 24 | (apr_uint32_t)d[1] << 16
+           | (apr_uint32_t)d[2] << 8 | (apr_uint32_t)d[3];
+}
+
+static apr_uint32_t name_hash(const char *name)
+{
+    apr_ssize_t len = APR_HASH_KEY_STRING;
+
+    return apr_hashfunc_default(name, &len);
+}
+
+static apr_status_t tokenset_free(void *data)
+{
+    rv_tokenset *s = data;
+
+    free(s->entries);
+    free(s->by_digest);
+    free(s->by_name);
+    s->entries = NULL;
+    s->by_digest = s->by_name = NULL;
+    s->count = s->cap = 0;
+    return APR_SUCCESS;
 }
 
 rv_tokenset *rv_tokenset_make(apr_pool_t *p)
@@ -193,29 +220,83 @@ rv_tokenset *rv_tokenset_make(apr_pool_t *p)
     rv_tokenset *s = apr_pcalloc(p, sizeof(*s));
 
     s->pool = p;
-    s->mask = 7;
-    s->slots = apr_pcalloc(p, (s->mask + 1) * sizeof(rv_slot));
-    s->names = apr_hash_make(p);
+    apr_pool_cleanup_register(p, s, tokenset_free, apr_pool_cleanup_null);
     return s;
 }
 
-static void slot_put(rv_slot *slots, apr_uint32_t mask, const rv_slot *e)
+static void table_put(apr_uint32_t *table, apr_uint32_t mask,
+                      apr_uint32_t hash, apr_uint32_t entry)
 {
-    apr_uint32_t i = slot_index(e->digest, mask);
+    apr_uint32_t i = hash & mask;
 
-    while (slots[i].name != NULL) {
+    while (table[i] != 0) {
         i = (i + 1) & mask;
     }
-    slots[i] = *e;
+    table[i] = entry + 1;
+}
+
+/* Makes room for one more token: entries grow by doubling, the tables stay
+ * at most half full so probe chains stay short.  Returns 0 when out of
+ * memory (the set is then unchanged). */
+static int tokenset_grow(rv_tokenset *s)
+{
+    if (s->count == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 4;
+        rv_entry *entries = realloc(s->entries, cap * sizeof(*entries));
+
+        if (entries == NULL) {
+            return 0;
+        }
+        s->entries = entries;
+        s->cap = cap;
+    }
+    if (s->by_digest == NULL || (apr_uint32_t)(s->count + 1) * 2 > s->mask + 1) {
+        apr_uint32_t mask = s->by_digest ? s->mask * 2 + 1 : 7;
+        apr_uint32_t *by_digest = calloc(mask + 1, sizeof(apr_uint32_t));
+        apr_uint32_t *by_name = calloc(mask + 1, sizeof(apr_uint32_t));
+        int i;
+
+        if (by_digest == NULL || by_name == NULL) {
+            free(by_digest);
+            free(by_name);
+            return 0;
+        }
+        for (i = 0; i < s->count; i++) {
+            table_put(by_digest, mask, digest_hash(s->entries[i].digest), i);
+            table_put(by_name, mask, name_hash(s->entries[i].name), i);
+        }
+        free(s->by_digest);
+        free(s->by_name);
+        s->by_digest = by_digest;
+        s->by_name = by_name;
+        s->mask = mask;
+    }
+    return 1;
+}
+
+static int find_name(const rv_tokenset *s, const char *name)
+{
+    apr_uint32_t i;
+
+    if (s->count == 0) {
+        return -1;
+    }
+    for (i = name_hash(name) & s->mask; s->by_name[i] != 0;
+         i = (i + 1) & s->mask) {
+        if (strcmp(s->entries[s->by_name[i] - 1].name, name) == 0) {
+            return (int)s->by_name[i] - 1;
+        }
+    }
+    return -1;
 }
 
 const char *rv_tokenset_add(rv_tokenset *s, const char *name,
                             const unsigned char digest[RV_DIGEST_LEN])
 {
     const char *other;
-    rv_slot e;
+    rv_entry *e;
 
-    if (apr_hash_get(s->names, name, APR_HASH_KEY_STRING) != NULL) {
+    if (find_name(s, name) >= 0) {
         return apr_psprintf(s->pool, "duplicate NAME '%s' in this scope",
                             name);
     }
@@ -224,25 +305,16 @@ const char *rv_tokenset_add(rv_tokenset *s, const char *name,
         return apr_psprintf(s->pool, "the token of '%s' is the same as the "
                             "token of '%s' in this scope", name, other);
     }
-
-    /* Keep the table at most half full so probe chains stay short. */
-    if ((apr_uint32_t)(s->count + 1) * 2 > s->mask + 1) {
-        apr_uint32_t i, mask = s->mask * 2 + 1;
-        rv_slot *slots = apr_pcalloc(s->pool, (mask + 1) * sizeof(rv_slot));
-
-        for (i = 0; i <= s->mask; i++) {
-            if (s->slots[i].name != NULL) {
-                slot_put(slots, mask, &s->slots[i]);
-            }
-        }
-        s->slots = slots;
-        s->mask = mask;
+    if (!tokenset_grow(s)) {
+        return "out of memory";
     }
-
-    memcpy(e.digest, digest, RV_DIGEST_LEN);
-    e.name = apr_pstrdup(s->pool, name);
-    slot_put(s->slots, s->mask, &e);
-    apr_hash_set(s->names, e.name, APR_HASH_KEY_STRING, e.name);
+    e = &s->entries[s->count];
+    memcpy(e->digest, digest, RV_DIGEST_LEN);
+    e->name = apr_pstrdup(s->pool, name);
+    table_put(s->by_digest, s->mask, digest_hash(digest),
+              (apr_uint32_t)s->count);
+    table_put(s->by_name, s->mask, name_hash(e->name),
+              (apr_uint32_t)s->count);
     s->count++;
     return NULL;
 }
@@ -252,20 +324,20 @@ const char *rv_tokenset_add(rv_tokenset *s, const char *name,
 static int find_slot(const rv_tokenset *s,
                      const unsigned char digest[RV_DIGEST_LEN])
 {
-    apr_uint32_t i;
+    apr_uint32_t i, e;
 
     if (s == NULL || s->count == 0) {
         return -1;
     }
-    /* The slot is chosen by the digest of the presented token, which says
-     * nothing usable about any configured secret; each candidate in the
-     * probe chain is compared in constant time. */
-    i = slot_index(digest, s->mask);
-    while (s->slots[i].name != NULL) {
-        if (CRYPTO_memcmp(s->slots[i].digest, digest, RV_DIGEST_LEN) == 0) {
-            return (int)i;
+    /* The table position comes from the digest of the presented token,
+     * which says nothing usable about any configured secret; each
+     * candidate in the probe chain is compared in constant time. */
+    for (i = digest_hash(digest) & s->mask; (e = s->by_digest[i]) != 0;
+         i = (i + 1) & s->mask) {
+        if (CRYPTO_memcmp(s->entries[e - 1].digest, digest,
+                          RV_DIGEST_LEN) == 0) {
+            return (int)e - 1;
         }
-        i = (i + 1) & s->mask;
     }
     return -1;
 }
@@ -281,20 +353,20 @@ const char *rv_tokenset_lookup(const rv_tokenset *s,
 {
     int i = find_slot(s, digest);
 
-    return i >= 0 ? s->slots[i].name : NULL;
+    return i >= 0 ? s->entries[i].name : NULL;
 }
 
 int rv_tokenset_slots(const rv_tokenset *s)
 {
-    return s ? (int)s->mask + 1 : 0;
+    return s ? s->count : 0;
 }
 
 const char *rv_tokenset_name_at(const rv_tokenset *s, int slot)
 {
-    if (s == NULL || slot < 0 || (apr_uint32_t)slot > s->mask) {
+    if (s == NULL || slot < 0 || slot >= s->count) {
         return NULL;
     }
-    return s->slots[slot].name;
+    return s->entries[slot].name;
 }
 
 int rv_tokenset_count(const rv_tokenset *s)

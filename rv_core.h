@@ -63,8 +63,8 @@ int rv_digest_cache_per_thread(void);
 int rv_digest(const void *data, apr_size_t len,
               unsigned char out[RV_DIGEST_LEN]);
 
-/* A set of accepted tokens, kept only as digests in an open-addressing
- * table indexed by the digest, so a lookup costs the same for 1 or 10,000
+/* A set of accepted tokens, kept only as digests and indexed by digest in
+ * an open-addressing table, so a lookup costs the same for 1 or 10,000
  * tokens and every candidate is compared with CRYPTO_memcmp. */
 typedef struct rv_tokenset rv_tokenset;
 
@@ -77,12 +77,12 @@ const char *rv_tokenset_lookup(const rv_tokenset *s,
                                const unsigned char digest[RV_DIGEST_LEN]);
 int rv_tokenset_count(const rv_tokenset *s);
 
-/* Slots: each token sits in one slot of 0 .. rv_tokenset_slots() - 1, and
- * stays there once the set is complete (adding may move tokens).  The
- * glue keys per-token data (the metrics counters) by slot, so that an
- * accepted request finds it by index, never by NAME. */
+/* Slots: the tokens are numbered 0 .. rv_tokenset_slots() - 1 in the order
+ * they were added (so slots == count).  The glue keys per-token data (the
+ * metrics counters) by slot, so that an accepted request finds it by
+ * index, never by NAME. */
 int rv_tokenset_slots(const rv_tokenset *s);
-/* The NAME in a slot, or NULL for an empty slot. */
+/* The NAME in a slot, or NULL for a slot out of range. */
 const char *rv_tokenset_name_at(const rv_tokenset *s, int slot);
 /* The slot of the token with this digest, or -1. */
 int rv_tokenset_find(const rv_tokenset *s,

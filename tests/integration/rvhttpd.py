@@ -12,6 +12,8 @@ Environment overrides:
   RV_GEN_DIR         where server roots are generated (default: tests/integration/gen)
   RV_LOGLEVEL        LogLevel of every generated server (default: info redox_verify:trace8,
                      the most a real site could log; the leak test greps all of it)
+  RV_SANITIZER_LOG_DIR  where ASAN_OPTIONS/UBSAN_OPTIONS log_path write reports
+                     (set by `make asan`); a test that leaves a file there fails
 """
 
 import hashlib
@@ -172,6 +174,27 @@ _CRASH = re.compile(
 )
 # The module's own denial lines are expected (one per denied request).
 DEFAULT_ALLOWED = [re.compile(r"\[redox_verify:error\].*redox_verify: denied ")]
+
+
+SANITIZER_LOG_DIR = os.environ.get("RV_SANITIZER_LOG_DIR")
+_SEEN_REPORTS = set()
+
+
+def new_sanitizer_reports():
+    """Sanitizer report files (log_path) that appeared since the last call,
+    each as its path and first lines."""
+    if not SANITIZER_LOG_DIR or not os.path.isdir(SANITIZER_LOG_DIR):
+        return []
+    out = []
+    for name in sorted(os.listdir(SANITIZER_LOG_DIR)):
+        path = os.path.join(SANITIZER_LOG_DIR, name)
+        if path in _SEEN_REPORTS:
+            continue
+        _SEEN_REPORTS.add(path)
+        with open(path, errors="replace") as f:
+            head = "".join(f.readlines()[:40])
+        out.append("%s:\n%s" % (path, head))
+    return out
 
 
 def unexpected_log_lines(text, allowed=()):
@@ -343,7 +366,12 @@ def require_module():
         "module %s not built: run `make` in %s (or set RV_MODULE)" % (MODULE, REPO))
 
 
-def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
+# The modules a lean server (Httpd(..., lean=True)) loads: enough for the
+# global config and ProxyPass, so a restart is quick.
+LEAN_MODULES = ("authz_core_module", "mime_module", "proxy_module", "proxy_http_module")
+
+
+def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
     root = Path(root)
     lines = [
         'ServerRoot "%s"' % root,
@@ -357,7 +385,8 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
         lines.append("Listen 127.0.0.1:%d" % p)
     lines.append(MPM_CONF[mpm][0])
     for name, so in STOCK_MODULES:
-        lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
+        if not lean or name in LEAN_MODULES:
+            lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
     lines.append('LoadModule redox_verify_module "%s"' % MODULE)
     if user and os.geteuid() == 0:
         lines += ["User www-data", "Group www-data"]
@@ -367,8 +396,9 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
         'LogFormat "%s" rvfmt' % LOG_FORMAT,
         'CustomLog "%s/logs/access.log" rvfmt' % root,
         "TypesConfig /etc/mime.types",
-        'ScriptSock "%s/run/cgid.sock"' % root,
     ]
+    if not lean:
+        lines.append('ScriptSock "%s/run/cgid.sock"' % root)
     lines += MPM_CONF[mpm][1:]
     lines += [
         "Timeout 15",
@@ -391,7 +421,7 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event"):
 class Httpd:
     """One generated server root with its own config, ports and logs."""
 
-    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event"):
+    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event", lean=False):
         require_module()
         self.name = name
         self.root = GEN_DIR / name
@@ -405,6 +435,7 @@ class Httpd:
         self.env = dict(env or {})
         self.allowed = list(allowed)
         self.mpm = mpm
+        self.lean = lean
         self.checked_offset = 0
         self.start_output = ""
         self.backend = None
@@ -426,7 +457,8 @@ class Httpd:
         return write_file(self.root / rel, text, mode)
 
     def write_conf(self, body):
-        write_file(self.conf, global_conf(self.root, self.ports, mpm=self.mpm) + body)
+        write_file(self.conf, global_conf(self.root, self.ports, mpm=self.mpm,
+                                          lean=self.lean) + body)
 
     # -- process control -------------------------------------------------------
     def _env(self):
