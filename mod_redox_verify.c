@@ -100,7 +100,10 @@ static rv_store *store;
 static rv_counter *counters;              /* the store's newest segment */
 static rv_series *series;                 /* what is exported, sorted */
 static int series_count;
-static apr_array_header_t *plan;          /* rv_plan_item, in pconf */
+/* The generation's servers and their vhost labels, by ordinal, in pconf:
+ * pre_mpm lays the counters out afresh from them after a hard restart. */
+static server_rec *layout_servers;
+static const char **layout_labels;
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
@@ -825,63 +828,32 @@ static int check_fixups(request_rec *r)
 /* ------------------------------------------------------------------ */
 /* The counters' layout                                                */
 
-/* One counter index to fill in from the store: the block of key (span
- * counters) plus offset.  The plan is kept for the generation, so that
- * pre_mpm can lay the counters out afresh after a hard restart. */
-typedef struct {
-    const char *key;
-    apr_uint32_t span;
-    apr_uint32_t offset;
-    apr_uint32_t *out;
-} rv_plan_item;
-
-/* An exported series before sorting, with the block it counts in. */
-typedef struct {
-    rv_series s;
-    const char *key;
-    apr_uint32_t span;
-    apr_uint32_t offset;
-} rv_series_draft;
-
-static void plan_add(const char *key, apr_uint32_t span, apr_uint32_t offset,
-                     apr_uint32_t *out)
+/* The counter offset of a series within its block: per (VirtualHost,
+ * NAME) by metric, per VirtualHost by metric and reason. */
+static apr_uint32_t series_offset(const rv_series *x)
 {
-    rv_plan_item *it = apr_array_push(plan);
+    int o;
 
-    it->key = key;
-    it->span = span;
-    it->offset = offset;
-    it->out = out;
-}
-
-/* Every series once, however many servers or token sets lead to it. */
-static void draft_add(apr_array_header_t *drafts, apr_hash_t *seen,
-                      rv_metric m, const char *vhost, const char *label,
-                      const char *key, apr_uint32_t span,
-                      apr_uint32_t offset)
-{
-    const char *id = apr_psprintf(drafts->pool, "%d %" APR_SIZE_T_FMT ":%s%s",
-                                  (int)m, strlen(vhost), vhost, label);
-    rv_series_draft *d;
-
-    if (apr_hash_get(seen, id, APR_HASH_KEY_STRING) != NULL) {
-        return;
+    switch (x->metric) {
+    case RV_M_REQUESTS_ACCEPTED:
+        return RV_M_ACCEPTED;
+    case RV_M_HANDSHAKES_ANSWERED:
+        return RV_M_ANSWERED;
+    default:
+        break;
     }
-    apr_hash_set(seen, id, APR_HASH_KEY_STRING, id);
-    d = apr_array_push(drafts);
-    d->s.metric = m;
-    d->s.vhost = vhost;
-    d->s.label = label;
-    d->s.index = 0;
-    d->key = key;
-    d->span = span;
-    d->offset = offset;
+    for (o = 0; o < RV_OUTCOME_COUNT; o++) {
+        if (x->label == rv_outcome_name(o)) {
+            break;
+        }
+    }
+    return x->metric == RV_M_REQUESTS_DENIED ? RV_M_DENIED(o)
+                                             : RV_M_REFUSED(o);
 }
 
-static int draft_cmp(const void *a, const void *b)
+static int series_qsort_cmp(const void *a, const void *b)
 {
-    return rv_series_cmp(&((const rv_series_draft *)a)->s,
-                         &((const rv_series_draft *)b)->s);
+    return rv_series_cmp(a, b);
 }
 
 /* The vhost label: ServerName and the port the server is on, as
@@ -907,17 +879,66 @@ static const char *vhost_label(apr_pool_t *p, const server_rec *s)
                                                        : "", (unsigned)port);
 }
 
-/* Reserves every block of the plan in the store and fills in the indices;
- * the children inherit them and the store's newest segment. */
+/* The row of tc->first that serves the server with this ordinal, or -1
+ * (a set in a VirtualHost serves only that VirtualHost). */
+static int first_row(const rv_token_counters *tc, const server_rec *v,
+                     apr_uint32_t ordinal)
+{
+    if (tc->stride != 0) {
+        return (int)ordinal;
+    }
+    return v == tc->server ? 0 : -1;
+}
+
+/* Reserves the counters of this generation's configuration in the store
+ * and fills in every index (the VirtualHost blocks, the tokens' tables,
+ * the series); the children inherit them and the store's newest segment.
+ * A (VirtualHost label, NAME) pair is keyed in the store by the label and
+ * the token set's own NAME string, so nothing is formatted per token. */
 static apr_status_t lay_out(void)
 {
+    server_rec *v;
+    apr_uint32_t i;
     apr_status_t rv;
-    int i;
+    int t;
 
-    for (i = 0; i < plan->nelts; i++) {
-        rv_plan_item *it = &APR_ARRAY_IDX(plan, i, rv_plan_item);
+    for (v = layout_servers, i = 0; v != NULL; v = v->next, i++) {
+        rv_srv_conf *sc = ap_get_module_config(v->module_config,
+                                               &redox_verify_module);
 
-        *it->out = rv_store_reserve(store, it->key, it->span) + it->offset;
+        sc->block = rv_store_reserve(store, layout_labels[i],
+                                     RV_M_VHOST_SPAN);
+    }
+    for (t = 0; registered != NULL && t < registered->nelts; t++) {
+        rv_token_counters *tc = APR_ARRAY_IDX(registered, t,
+                                              rv_token_counters *);
+        int slots = rv_tokenset_slots(tc->set), slot, row;
+
+        for (v = layout_servers, i = 0; v != NULL; v = v->next, i++) {
+            if ((row = first_row(tc, v, i)) < 0) {
+                continue;
+            }
+            for (slot = 0; slot < slots; slot++) {
+                const char *name = rv_tokenset_name_at(tc->set, slot);
+
+                if (name != NULL) {
+                    tc->first[(apr_size_t)row * slots + slot]
+                        = rv_store_reserve_in(store, layout_labels[i], name,
+                                              RV_M_NAME_SPAN);
+                }
+            }
+        }
+    }
+    for (t = 0; t < series_count; t++) {
+        rv_series *x = &series[t];
+        int named = x->metric == RV_M_REQUESTS_ACCEPTED
+                    || x->metric == RV_M_HANDSHAKES_ANSWERED;
+
+        x->index = (named ? rv_store_reserve_in(store, x->vhost, x->label,
+                                                RV_M_NAME_SPAN)
+                          : rv_store_reserve(store, x->vhost,
+                                             RV_M_VHOST_SPAN))
+                   + series_offset(x);
     }
     rv = rv_store_commit(store);
     counters = rv_store_counters(store);
@@ -925,88 +946,115 @@ static apr_status_t lay_out(void)
 }
 
 /* Plans the counters of every VirtualHost and of every token each one can
- * accept.  The series come from the configuration only (server names,
- * token NAMEs, the fixed reasons), never from a request, so their number
- * is bounded by the configuration. */
-static void plan_counters(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+ * accept: the labels, the tokens' index tables and the sorted series, in
+ * pconf; lay_out() fills in the indices.  The series come from the
+ * configuration only (server names, token NAMEs, the fixed reasons),
+ * never from a request, so their number is bounded by the configuration.
+ *
+ * Memory per token is what matters here (10,000 tokens are a supported
+ * configuration): the series are written once into one scratch array,
+ * sorted, de-duplicated by comparing neighbours and copied to pconf at
+ * their final size; labels point at the token sets' own NAME strings. */
+static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
 {
-    apr_array_header_t *drafts = apr_array_make(ptemp, 64,
-                                                sizeof(rv_series_draft));
-    apr_hash_t *seen = apr_hash_make(ptemp);
-    const char **labels;
+    rv_series *draft, *x;
+    apr_size_t cap = 0, n = 0, k = 0;
     server_rec *v;
-    apr_uint32_t n = 0, i;
+    apr_uint32_t i;
     int o, t;
 
-    plan = apr_array_make(pconf, 64, sizeof(rv_plan_item));
     for (v = s; v != NULL; v = v->next) {
         n++;
     }
-    labels = apr_palloc(pconf, n * sizeof(*labels));
-    for (v = s, i = 0; v != NULL; v = v->next, i++) {
-        rv_srv_conf *sc = ap_get_module_config(v->module_config,
-                                               &redox_verify_module);
-        const char *key;
-
-        labels[i] = vhost_label(pconf, v);
-        key = apr_pstrcat(pconf, "v", labels[i], NULL);
-        sc->ordinal = i;
-        plan_add(key, RV_M_VHOST_SPAN, 0, &sc->block);
-        for (o = 0; o < RV_OUTCOME_COUNT; o++) {
-            if (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)) {
-                draft_add(drafts, seen, RV_M_REQUESTS_DENIED, labels[i],
-                          rv_outcome_name(o), key, RV_M_VHOST_SPAN,
-                          RV_M_DENIED(o));
-            }
-            if (rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o)) {
-                draft_add(drafts, seen, RV_M_HANDSHAKES_REFUSED, labels[i],
-                          rv_outcome_name(o), key, RV_M_VHOST_SPAN,
-                          RV_M_REFUSED(o));
-            }
-        }
+    layout_servers = s;
+    layout_labels = apr_palloc(pconf, n * sizeof(*layout_labels));
+    for (o = 0; o < RV_OUTCOME_COUNT; o++) {
+        cap += n * (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)
+                    + rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o));
     }
-
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
         rv_token_counters *tc = APR_ARRAY_IDX(registered, t,
                                               rv_token_counters *);
-        int slots = rv_tokenset_slots(tc->set), slot;
+        apr_size_t slots = (apr_size_t)rv_tokenset_slots(tc->set);
         int all = tc->server == s;       /* the main server's: everyone's */
 
         tc->stride = all ? (apr_uint32_t)slots : 0;
         tc->first = apr_pcalloc(pconf, (all ? n : 1) * slots
                                        * sizeof(apr_uint32_t));
+        cap += (all ? n : 1) * 2 * (apr_size_t)rv_tokenset_count(tc->set);
+    }
+
+    /* malloc, not ptemp: freed, it goes back instead of staying mapped in
+     * the pool allocator of every child. */
+    draft = x = malloc((cap + 1) * sizeof(*draft));
+    if (draft == NULL) {
+        return APR_ENOMEM;
+    }
+    for (v = s, i = 0; v != NULL; v = v->next, i++) {
+        rv_srv_conf *sc = ap_get_module_config(v->module_config,
+                                               &redox_verify_module);
+
+        layout_labels[i] = vhost_label(pconf, v);
+        sc->ordinal = i;
+        for (o = 0; o < RV_OUTCOME_COUNT; o++) {
+            if (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)) {
+                x->metric = RV_M_REQUESTS_DENIED;
+                x->vhost = layout_labels[i];
+                x->label = rv_outcome_name(o);
+                x++;
+            }
+            if (rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o)) {
+                x->metric = RV_M_HANDSHAKES_REFUSED;
+                x->vhost = layout_labels[i];
+                x->label = rv_outcome_name(o);
+                x++;
+            }
+        }
+    }
+    for (t = 0; registered != NULL && t < registered->nelts; t++) {
+        rv_token_counters *tc = APR_ARRAY_IDX(registered, t,
+                                              rv_token_counters *);
+        int slots = rv_tokenset_slots(tc->set), slot;
+
         for (v = s, i = 0; v != NULL; v = v->next, i++) {
-            if (!all && v != tc->server) {
+            if (first_row(tc, v, i) < 0) {
                 continue;
             }
             for (slot = 0; slot < slots; slot++) {
                 const char *name = rv_tokenset_name_at(tc->set, slot);
-                const char *key;
 
                 if (name == NULL) {
                     continue;
                 }
-                key = apr_psprintf(pconf, "n%" APR_SIZE_T_FMT ":%s%s",
-                                   strlen(labels[i]), labels[i], name);
-                plan_add(key, RV_M_NAME_SPAN, 0,
-                         &tc->first[(all ? i : 0) * slots + slot]);
-                draft_add(drafts, seen, RV_M_REQUESTS_ACCEPTED, labels[i],
-                          name, key, RV_M_NAME_SPAN, RV_M_ACCEPTED);
-                draft_add(drafts, seen, RV_M_HANDSHAKES_ANSWERED, labels[i],
-                          name, key, RV_M_NAME_SPAN, RV_M_ANSWERED);
+                x->metric = RV_M_REQUESTS_ACCEPTED;
+                x->vhost = layout_labels[i];
+                x->label = name;
+                x++;
+                x->metric = RV_M_HANDSHAKES_ANSWERED;
+                x->vhost = layout_labels[i];
+                x->label = name;
+                x++;
             }
         }
     }
 
-    qsort(drafts->elts, drafts->nelts, sizeof(rv_series_draft), draft_cmp);
-    series_count = drafts->nelts;
-    series = apr_pcalloc(pconf, (series_count + 1) * sizeof(*series));
-    for (t = 0; t < series_count; t++) {
-        rv_series_draft *d = &APR_ARRAY_IDX(drafts, t, rv_series_draft);
-
-        series[t] = d->s;
-        plan_add(d->key, d->span, d->offset, &series[t].index);
+    /* Every series once, however many servers or token sets lead to it:
+     * equal series are neighbours once sorted. */
+    n = (apr_size_t)(x - draft);
+    if (n > 1) {
+        qsort(draft, n, sizeof(*draft), series_qsort_cmp);
     }
+    for (i = 0; i < n; i++) {
+        if (k == 0 || rv_series_cmp(&draft[k - 1], &draft[i]) != 0) {
+            draft[k++] = draft[i];
+        }
+    }
+    series_count = (int)k;
+    series = apr_palloc(pconf, (k + 1) * sizeof(*series));
+    memcpy(series, draft, k * sizeof(*series));
+    memset(&series[k], 0, sizeof(*series));
+    free(draft);
+    return APR_SUCCESS;
 }
 
 /* The module is unloaded with pconf at a restart: release the algorithm. */
@@ -1024,7 +1072,8 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)ptemp;
     /* A new generation: forget the last one's (freed) configuration. */
     registered = NULL;
-    plan = NULL;
+    layout_servers = NULL;
+    layout_labels = NULL;
     series = NULL;
     series_count = 0;
     if (!rv_digest_init()) {
@@ -1050,6 +1099,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_status_t rv;
 
     (void)plog;
+    (void)ptemp;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
@@ -1060,8 +1110,10 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog,
         apr_pool_userdata_set(store, RV_STORE_KEY, apr_pool_cleanup_null,
                               s->process->pool);
     }
-    plan_counters(pconf, ptemp, s);
-    rv = lay_out();
+    rv = plan_counters(pconf, s);
+    if (rv == APR_SUCCESS) {
+        rv = lay_out();
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "redox_verify: cannot "
                      "create the shared memory for %u counters",
@@ -1085,7 +1137,7 @@ static int pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
 
     (void)p;
     (void)sb_type;
-    if (store == NULL || plan == NULL) {
+    if (store == NULL || layout_servers == NULL) {
         return OK;
     }
     rv_store_reset(store);

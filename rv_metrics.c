@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <apr_escape.h>
-#include <apr_hash.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
@@ -24,22 +23,75 @@ typedef struct {
     apr_uint32_t capacity; /* counters */
 } rv_segment;
 
+/* One key of the store's open-addressing table: 12 bytes, the key itself
+ * in the arena.  ns tells what the key is: RV_NS_EMPTY marks a free
+ * entry; a scope's own entry (RV_NS_SCOPE) holds the namespace it gives
+ * its keys as its value; every other key holds its first counter. */
+typedef struct {
+    apr_uint32_t ns;
+    apr_uint32_t key;   /* offset of the NUL-terminated key in the arena */
+    apr_uint32_t value;
+} rv_key;
+
+#define RV_NS_EMPTY  0
+#define RV_NS_SCOPE  1
+#define RV_NS_PLAIN  2
+#define RV_NS_FIRST  3      /* the first scope's keys */
+
 struct rv_store {
     apr_pool_t *parent;
-    apr_pool_t *pool;             /* keys and segments; reset */
-    apr_hash_t *keys;             /* key -> apr_uint32_t base */
+    apr_pool_t *pool;             /* segments, and the cleanup below; reset */
+    /* The keys live in malloc'd memory, not in the pool: growing them
+     * gives the old memory back instead of leaving it in the pool. */
+    rv_key *keys;
+    apr_uint32_t mask;            /* table size - 1, a power of 2 */
+    apr_uint32_t nkeys;
+    char *arena;                  /* the keys' bytes */
+    apr_size_t arena_len, arena_cap;
+    apr_uint32_t scopes;          /* scopes seen */
+    apr_uint32_t last_ns;         /* the scope last asked for, or 0 */
+    apr_uint32_t last_scope;      /* its offset in the arena */
     apr_array_header_t *segments; /* rv_segment, oldest first */
     apr_uint32_t used;            /* counters reserved */
 };
 
 /* Segments are whole pages; 512 counters are 4 KiB. */
 #define RV_SEGMENT_QUANTUM 512
+#define RV_KEYS_MIN        64
+
+static apr_status_t keys_free(void *data)
+{
+    rv_store *st = data;
+
+    free(st->keys);
+    free(st->arena);
+    st->keys = NULL;
+    st->arena = NULL;
+    return APR_SUCCESS;
+}
+
+static void *must(void *p)
+{
+    if (p == NULL) {
+        abort();                  /* as APR's pools do when out of memory */
+    }
+    return p;
+}
 
 static void store_init(rv_store *st)
 {
     apr_pool_create(&st->pool, st->parent);
     apr_pool_tag(st->pool, "redox_verify_counters");
-    st->keys = apr_hash_make(st->pool);
+    st->mask = RV_KEYS_MIN - 1;
+    st->keys = must(calloc(RV_KEYS_MIN, sizeof(rv_key)));
+    st->nkeys = 0;
+    st->arena_cap = 1024;
+    st->arena = must(malloc(st->arena_cap));
+    st->arena_len = 0;
+    st->scopes = 0;
+    st->last_ns = 0;
+    st->last_scope = 0;
+    apr_pool_cleanup_register(st->pool, st, keys_free, apr_pool_cleanup_null);
     st->segments = apr_array_make(st->pool, 2, sizeof(rv_segment));
     st->used = 0;
 }
@@ -55,23 +107,115 @@ rv_store *rv_store_make(apr_pool_t *p)
 
 void rv_store_reset(rv_store *st)
 {
-    /* The pool's cleanups unmap the segments. */
+    /* The pool's cleanups unmap the segments and free the keys. */
     apr_pool_destroy(st->pool);
     store_init(st);
 }
 
+/* FNV-1a over the namespace and the key, then mixed so that the low bits
+ * (the table index) depend on every byte. */
+static apr_uint32_t key_hash(apr_uint32_t ns, const char *key)
+{
+    apr_uint32_t h = 2166136261u;
+
+    h = (h ^ ns) * 16777619u;
+    for (; *key != '\0'; key++) {
+        h = (h ^ (unsigned char)*key) * 16777619u;
+    }
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
+    return h;
+}
+
+static void keys_grow(rv_store *st)
+{
+    apr_uint32_t mask = st->mask * 2 + 1, i, j;
+    rv_key *keys = must(calloc((apr_size_t)mask + 1, sizeof(rv_key)));
+
+    for (i = 0; i <= st->mask; i++) {
+        if (st->keys[i].ns == RV_NS_EMPTY) {
+            continue;
+        }
+        j = key_hash(st->keys[i].ns, st->arena + st->keys[i].key) & mask;
+        while (keys[j].ns != RV_NS_EMPTY) {
+            j = (j + 1) & mask;
+        }
+        keys[j] = st->keys[i];
+    }
+    free(st->keys);
+    st->keys = keys;
+    st->mask = mask;
+}
+
+/* The entry of key in namespace ns; a new one (with *added set) holds
+ * value.  The pointer is good until the next call. */
+static rv_key *intern(rv_store *st, apr_uint32_t ns, const char *key,
+                      apr_uint32_t value, int *added)
+{
+    apr_size_t len = strlen(key) + 1;
+    apr_uint32_t i;
+    rv_key *k;
+
+    /* At most three quarters full. */
+    if ((st->nkeys + 1) * 4 > (st->mask + 1) * 3) {
+        keys_grow(st);
+    }
+    i = key_hash(ns, key) & st->mask;
+    for (k = &st->keys[i]; k->ns != RV_NS_EMPTY; k = &st->keys[i]) {
+        if (k->ns == ns && strcmp(st->arena + k->key, key) == 0) {
+            *added = 0;
+            return k;
+        }
+        i = (i + 1) & st->mask;
+    }
+    if (st->arena_len + len > st->arena_cap) {
+        while (st->arena_len + len > st->arena_cap) {
+            st->arena_cap *= 2;
+        }
+        st->arena = must(realloc(st->arena, st->arena_cap));
+    }
+    memcpy(st->arena + st->arena_len, key, len);
+    k->ns = ns;
+    k->key = (apr_uint32_t)st->arena_len;
+    k->value = value;
+    st->arena_len += len;
+    st->nkeys++;
+    *added = 1;
+    return k;
+}
+
+static apr_uint32_t reserve(rv_store *st, apr_uint32_t ns, const char *key,
+                            apr_uint32_t span)
+{
+    int added;
+    rv_key *k = intern(st, ns, key, st->used, &added);
+
+    if (added) {
+        st->used += span;
+    }
+    return k->value;
+}
+
 apr_uint32_t rv_store_reserve(rv_store *st, const char *key, apr_uint32_t span)
 {
-    apr_uint32_t *base = apr_hash_get(st->keys, key, APR_HASH_KEY_STRING);
+    return reserve(st, RV_NS_PLAIN, key, span);
+}
 
-    if (base == NULL) {
-        base = apr_palloc(st->pool, sizeof(*base));
-        *base = st->used;
-        st->used += span;
-        apr_hash_set(st->keys, apr_pstrdup(st->pool, key), APR_HASH_KEY_STRING,
-                     base);
+apr_uint32_t rv_store_reserve_in(rv_store *st, const char *scope,
+                                 const char *key, apr_uint32_t span)
+{
+    /* A layout asks for one scope many times in a row. */
+    if (st->last_ns == 0 || strcmp(st->arena + st->last_scope, scope) != 0) {
+        int added;
+        rv_key *k = intern(st, RV_NS_SCOPE, scope, RV_NS_FIRST + st->scopes,
+                           &added);
+
+        st->scopes += added;
+        st->last_ns = k->value;
+        st->last_scope = k->key;
     }
-    return *base;
+    return reserve(st, st->last_ns, key, span);
 }
 
 static rv_segment *newest(const rv_store *st)

@@ -43,7 +43,7 @@ typedef struct rv_store rv_store;
 /* The process pool userdata key of the store; bump the version whenever
  * struct rv_store changes, so that a new build loaded by a graceful
  * restart starts a fresh store instead of misreading the old one. */
-#define RV_STORE_KEY "redox_verify_store_v1"
+#define RV_STORE_KEY "redox_verify_store_v2"
 
 /* p must live as long as the counters should (the process pool). */
 rv_store *rv_store_make(apr_pool_t *p);
@@ -51,6 +51,12 @@ rv_store *rv_store_make(apr_pool_t *p);
  * use.  Keys are copied. */
 apr_uint32_t rv_store_reserve(rv_store *st, const char *key,
                               apr_uint32_t span);
+/* The same for key within scope (a VirtualHost label and a token NAME):
+ * its own namespace, apart from rv_store_reserve's keys and other
+ * scopes' keys.  Each scope and each key is copied once, so a scope asked
+ * for many times costs its bytes once. */
+apr_uint32_t rv_store_reserve_in(rv_store *st, const char *scope,
+                                 const char *key, apr_uint32_t span);
 /* Makes the newest segment cover every reserved counter, mapping a new,
  * larger one when needed.  Call before forking the children. */
 apr_status_t rv_store_commit(rv_store *st);
@@ -83,11 +89,12 @@ typedef enum {
     RV_M_METRIC_COUNT
 } rv_metric;
 
+/* 24 bytes: a configuration with many tokens has many series. */
 typedef struct {
     rv_metric metric;
+    apr_uint32_t index; /* the counter */
     const char *vhost;  /* ServerName:port */
     const char *label;  /* the token NAME or the reason */
-    apr_uint32_t index; /* the counter */
 } rv_series;
 
 /* redox_verify_requests_accepted_total, ... */

@@ -72,6 +72,43 @@ static void test_store_count_and_read(void **state)
 /* A configuration that outgrows the segment (a graceful restart adding
  * many tokens) gets a new one; counters of the old generation's children,
  * which still write to the old one, are still read. */
+/* Keys within a scope: apart from plain keys and from other scopes' keys,
+ * and kept through the table's growth. */
+static void test_store_reserve_in(void **state)
+{
+    rv_store *st = rv_store_make(pool);
+    apr_uint32_t plain, a, b, first[3000];
+    char key[32];
+    int i;
+
+    (void)state;
+    plain = rv_store_reserve(st, "prod", RV_M_NAME_SPAN);
+    a = rv_store_reserve_in(st, "a:1", "prod", RV_M_NAME_SPAN);
+    b = rv_store_reserve_in(st, "b:1", "prod", RV_M_NAME_SPAN);
+    assert_int_not_equal(plain, a);
+    assert_int_not_equal(a, b);
+    assert_int_not_equal(plain, b);
+    assert_int_equal(rv_store_reserve_in(st, "a:1", "prod", RV_M_NAME_SPAN),
+                     a);
+    for (i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "t%d", i);
+        first[i] = rv_store_reserve_in(st, i % 2 ? "a:1" : "b:1", key,
+                                       RV_M_NAME_SPAN);
+    }
+    assert_int_equal(rv_store_used(st), 3003 * RV_M_NAME_SPAN);
+    for (i = 2999; i >= 0; i--) {
+        snprintf(key, sizeof(key), "t%d", i);
+        assert_int_equal(rv_store_reserve_in(st, i % 2 ? "a:1" : "b:1", key,
+                                             RV_M_NAME_SPAN), first[i]);
+    }
+    assert_int_equal(rv_store_reserve(st, "prod", RV_M_NAME_SPAN), plain);
+    assert_int_equal(rv_store_reserve_in(st, "b:1", "prod", RV_M_NAME_SPAN),
+                     b);
+    assert_int_equal(rv_store_used(st), 3003 * RV_M_NAME_SPAN);
+    rv_store_reset(st);
+    assert_int_equal(rv_store_reserve_in(st, "b:1", "t0", RV_M_NAME_SPAN), 0);
+}
+
 static void test_store_grows_and_sums(void **state)
 {
     rv_store *st = rv_store_make(pool);
@@ -201,11 +238,14 @@ static void test_metric_reasons(void **state)
 }
 
 static rv_series sample[] = {
-    {RV_M_REQUESTS_DENIED, "b.test:443", "wrong-token", 0},
-    {RV_M_REQUESTS_ACCEPTED, "b.test:443", "prod", 0},
-    {RV_M_REQUESTS_ACCEPTED, "a.test:443", "staging", 0},
-    {RV_M_REQUESTS_ACCEPTED, "a.test:443", "prod", 0},
-    {RV_M_HANDSHAKES_REFUSED, "odd\"host\\\n:1", "missing", 0},
+    {.metric = RV_M_REQUESTS_DENIED, .vhost = "b.test:443",
+     .label = "wrong-token"},
+    {.metric = RV_M_REQUESTS_ACCEPTED, .vhost = "b.test:443", .label = "prod"},
+    {.metric = RV_M_REQUESTS_ACCEPTED, .vhost = "a.test:443",
+     .label = "staging"},
+    {.metric = RV_M_REQUESTS_ACCEPTED, .vhost = "a.test:443", .label = "prod"},
+    {.metric = RV_M_HANDSHAKES_REFUSED, .vhost = "odd\"host\\\n:1",
+     .label = "missing"},
 };
 
 static void test_series_sort(void **state)
@@ -289,8 +329,8 @@ static void test_render_status_auto(void **state)
 static void test_render_status_html(void **state)
 {
     rv_series s[2] = {
-        {RV_M_REQUESTS_ACCEPTED, "<b>&:1", "prod", 0},
-        {RV_M_REQUESTS_DENIED, "a:1", "missing", 0},
+        {.metric = RV_M_REQUESTS_ACCEPTED, .vhost = "<b>&:1", .label = "prod"},
+        {.metric = RV_M_REQUESTS_DENIED, .vhost = "a:1", .label = "missing"},
     };
     apr_uint64_t v[2] = {4, 9};
     char *out;
@@ -313,6 +353,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_reserve),
+        cmocka_unit_test(test_store_reserve_in),
         cmocka_unit_test(test_store_count_and_read),
         cmocka_unit_test(test_store_grows_and_sums),
         cmocka_unit_test(test_store_exact_across_processes),
