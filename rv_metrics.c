@@ -41,8 +41,10 @@ typedef struct {
 struct rv_store {
     apr_pool_t *parent;
     apr_pool_t *pool;             /* segments, and the cleanup below; reset */
-    /* The keys live in malloc'd memory, not in the pool: growing them
-     * gives the old memory back instead of leaving it in the pool. */
+    /* The keys and their bytes live in subpools of their own, replaced
+     * when they grow: the old memory goes back to the allocator instead
+     * of staying in the pool. */
+    apr_pool_t *keys_pool, *arena_pool;
     rv_key *keys;
     apr_uint32_t mask;            /* table size - 1, a power of 2 */
     apr_uint32_t nkeys;
@@ -59,23 +61,25 @@ struct rv_store {
 #define RV_SEGMENT_QUANTUM 512
 #define RV_KEYS_MIN        64
 
-static apr_status_t keys_free(void *data)
+/* A block of size bytes (zeroed past the first keep bytes, which are
+ * copied from old) in a new subpool of parent that replaces *sub. */
+static void *regrow(apr_pool_t *parent, apr_pool_t **sub, const void *old,
+                    apr_size_t keep, apr_size_t size)
 {
-    rv_store *st = data;
+    apr_pool_t *p;
+    char *block;
 
-    free(st->keys);
-    free(st->arena);
-    st->keys = NULL;
-    st->arena = NULL;
-    return APR_SUCCESS;
-}
-
-static void *must(void *p)
-{
-    if (p == NULL) {
-        abort();                  /* as APR's pools do when out of memory */
+    apr_pool_create(&p, parent);
+    block = apr_palloc(p, size);
+    if (keep > 0) {
+        memcpy(block, old, keep);
     }
-    return p;
+    memset(block + keep, 0, size - keep);
+    if (*sub != NULL) {
+        apr_pool_destroy(*sub);
+    }
+    *sub = p;
+    return block;
 }
 
 static void store_init(rv_store *st)
@@ -83,15 +87,16 @@ static void store_init(rv_store *st)
     apr_pool_create(&st->pool, st->parent);
     apr_pool_tag(st->pool, "redox_verify_counters");
     st->mask = RV_KEYS_MIN - 1;
-    st->keys = must(calloc(RV_KEYS_MIN, sizeof(rv_key)));
+    st->keys_pool = st->arena_pool = NULL;
+    st->keys = regrow(st->pool, &st->keys_pool, NULL, 0,
+                      RV_KEYS_MIN * sizeof(rv_key));
     st->nkeys = 0;
     st->arena_cap = 1024;
-    st->arena = must(malloc(st->arena_cap));
+    st->arena = regrow(st->pool, &st->arena_pool, NULL, 0, st->arena_cap);
     st->arena_len = 0;
     st->scopes = 0;
     st->last_ns = 0;
     st->last_scope = 0;
-    apr_pool_cleanup_register(st->pool, st, keys_free, apr_pool_cleanup_null);
     st->segments = apr_array_make(st->pool, 2, sizeof(rv_segment));
     st->used = 0;
 }
@@ -107,7 +112,7 @@ rv_store *rv_store_make(apr_pool_t *p)
 
 void rv_store_reset(rv_store *st)
 {
-    /* The pool's cleanups unmap the segments and free the keys. */
+    /* The pool's cleanups unmap the segments; the keys go with it. */
     apr_pool_destroy(st->pool);
     store_init(st);
 }
@@ -131,7 +136,9 @@ static apr_uint32_t key_hash(apr_uint32_t ns, const char *key)
 static void keys_grow(rv_store *st)
 {
     apr_uint32_t mask = st->mask * 2 + 1, i, j;
-    rv_key *keys = must(calloc((apr_size_t)mask + 1, sizeof(rv_key)));
+    apr_pool_t *old = st->keys_pool, *sub = NULL;
+    rv_key *keys = regrow(st->pool, &sub, NULL, 0,
+                          ((apr_size_t)mask + 1) * sizeof(rv_key));
 
     for (i = 0; i <= st->mask; i++) {
         if (st->keys[i].ns == RV_NS_EMPTY) {
@@ -143,7 +150,8 @@ static void keys_grow(rv_store *st)
         }
         keys[j] = st->keys[i];
     }
-    free(st->keys);
+    apr_pool_destroy(old);
+    st->keys_pool = sub;
     st->keys = keys;
     st->mask = mask;
 }
@@ -173,7 +181,8 @@ static rv_key *intern(rv_store *st, apr_uint32_t ns, const char *key,
         while (st->arena_len + len > st->arena_cap) {
             st->arena_cap *= 2;
         }
-        st->arena = must(realloc(st->arena, st->arena_cap));
+        st->arena = regrow(st->pool, &st->arena_pool, st->arena,
+                           st->arena_len, st->arena_cap);
     }
     memcpy(st->arena + st->arena_len, key, len);
     k->ns = ns;
