@@ -49,7 +49,7 @@ DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
 DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 
 .PHONY: all deps deps-build deps-deb deps-bench run test unit integration \
-        install-test install uninstall man deb bench bench-quick clean \
+        install-test install uninstall man deb bench bench-quick format clean \
         deps-asan asan asan-build deps-lint lint deps-fuzz fuzz fuzz-build \
         deps-load load load-asan
 
@@ -235,7 +235,7 @@ asan: deps deps-asan
 # is built (apxs's defines, APR/httpd/system headers); any finding of
 # severity warning, portability or error fails.  varFuncNullUB is APR's
 # NULL-terminated apr_pstrcat() idiom (NULL is (void *)0 on glibc).
-DEB_LINT   = cppcheck
+DEB_LINT   = cppcheck clang-format
 MULTIARCH  = $(shell $(CC) -print-multiarch 2>/dev/null)
 APXS_CPPFLAGS = $(shell $(APXS) -q EXTRA_CPPFLAGS 2>/dev/null) -I. \
     -I$(shell $(APXS) -q INCLUDEDIR 2>/dev/null) \
@@ -255,7 +255,14 @@ lint: deps-build deps-lint
 	    --enable=warning,portability --suppress=missingIncludeSystem \
 	    --suppress=varFuncNullUB $(APXS_CPPFLAGS) \
 	    -I/usr/include -I/usr/include/$(MULTIARCH) $(SRCS) $(FUZZ_SRCS)
-	@echo "lint: no warnings"
+	clang-format --dry-run --Werror $(C_FILES)
+	@echo "lint: no warnings, formatted as .clang-format says"
+
+# httpd style, as .clang-format encodes it, on every C file.
+C_FILES = $(SRCS) $(HDRS) $(wildcard fuzz/*.c fuzz/*.h bench/*.c tests/unit/*.c)
+
+format:
+	clang-format -i $(C_FILES)
 
 # ---------------------------------------------------------------------------
 # Fuzzing: one libFuzzer harness per parser of untrusted bytes (fuzz/),

@@ -43,9 +43,9 @@
 
 module AP_MODULE_DECLARE_DATA redox_verify_module;
 
-#define RV_UNSET        (-1)
-#define RV_ENV_SOURCE   "REDOX_SOURCE"
-#define RV_ENV_OUTCOME  "REDOX_VERIFY"
+#define RV_UNSET           (-1)
+#define RV_ENV_SOURCE      "REDOX_SOURCE"
+#define RV_ENV_OUTCOME     "REDOX_VERIFY"
 #define RV_HDR_VTOKEN_NAME "verification-token"
 #define RV_DEFAULT_REALM   "Redox"
 #define RV_METRICS_HANDLER "redox-verify-metrics"
@@ -55,7 +55,7 @@ module AP_MODULE_DECLARE_DATA redox_verify_module;
  * fills in the counters once the whole configuration is read. */
 typedef struct {
     rv_tokenset *set;
-    server_rec *server;          /* where the set is configured */
+    server_rec *server; /* where the set is configured */
     /* The first counter of the (VirtualHost, NAME) block of the token in
      * slot i when the request's server has ordinal o:
      * first[o * stride + i].  A set in a VirtualHost serves only that
@@ -65,8 +65,8 @@ typedef struct {
 } rv_token_counters;
 
 typedef struct {
-    apr_uint32_t ordinal;        /* position in the server list */
-    apr_uint32_t block;          /* first counter of the VirtualHost block */
+    apr_uint32_t ordinal; /* position in the server list */
+    apr_uint32_t block;   /* first counter of the VirtualHost block */
 } rv_srv_conf;
 
 typedef struct {
@@ -88,17 +88,17 @@ typedef struct {
  * gives the same status again without a second log line. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name;            /* NULL when denied or a handshake */
-    int status;                  /* the denial's or the handshake's status */
+    const char *name; /* NULL when denied or a handshake */
+    int status;       /* the denial's or the handshake's status */
 } rv_req_state;
 
 /* The counters of this generation.  Module globals are set in the parent
  * before it forks, so every child inherits them; the store itself lives in
  * the process pool and outlives generations (see post_config). */
-static apr_array_header_t *registered;   /* rv_token_counters *, in pconf */
+static apr_array_header_t *registered; /* rv_token_counters *, in pconf */
 static rv_store *store;
-static rv_counter *counters;              /* the store's newest segment */
-static rv_series *series;                 /* what is exported, sorted */
+static rv_counter *counters; /* the store's newest segment */
+static rv_series *series;    /* what is exported, sorted */
 static int series_count;
 /* The generation's servers and their vhost labels, by ordinal, in pconf:
  * pre_mpm lays the counters out afresh from them after a hard restart. */
@@ -131,12 +131,12 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->scope = add->verify != RV_UNSET ? add->scope : base->scope;
     conf->strip = add->strip != RV_UNSET ? add->strip : base->strip;
     conf->mode = add->mode != RV_UNSET ? add->mode : base->mode;
-    conf->deny_status = add->deny_status != RV_UNSET ? add->deny_status
-                                                     : base->deny_status;
-    conf->challenge = add->challenge != RV_UNSET ? add->challenge
-                                                 : base->challenge;
-    conf->source_header = add->source_header ? add->source_header
-                                             : base->source_header;
+    conf->deny_status =
+        add->deny_status != RV_UNSET ? add->deny_status : base->deny_status;
+    conf->challenge =
+        add->challenge != RV_UNSET ? add->challenge : base->challenge;
+    conf->source_header =
+        add->source_header ? add->source_header : base->source_header;
     conf->tokens = add->tokens ? add->tokens : base->tokens;
     conf->counters = add->tokens ? add->counters : base->counters;
     return conf;
@@ -162,12 +162,12 @@ static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
     rv_dir_conf *conf = dconf;
 
     conf->verify = on;
-    conf->scope = apr_psprintf(cmd->pool, "%s (%s:%d)",
-                               cmd->path ? cmd->path
-                               : cmd->server->is_virtual ? "VirtualHost"
-                               : "server config",
-                               cmd->directive->filename,
-                               cmd->directive->line_num);
+    conf->scope =
+        apr_psprintf(cmd->pool, "%s (%s:%d)",
+                     cmd->path                 ? cmd->path
+                     : cmd->server->is_virtual ? "VirtualHost"
+                                               : "server config",
+                     cmd->directive->filename, cmd->directive->line_num);
     return NULL;
 }
 
@@ -184,9 +184,11 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
         return "RedoxVerificationToken: expects NAME VALUE";
     }
     if (!rv_name_valid(argv[0])) {
-        return apr_psprintf(cmd->pool, "RedoxVerificationToken: bad NAME "
+        return apr_psprintf(cmd->pool,
+                            "RedoxVerificationToken: bad NAME "
                             "'%s': use 1 to %d letters, digits, '.', '_' "
-                            "or '-'", ap_escape_logitem(cmd->pool, argv[0]),
+                            "or '-'",
+                            ap_escape_logitem(cmd->pool, argv[0]),
                             RV_NAME_MAX);
     }
     args = apr_pmemdup(cmd->temp_pool, argv + 1, (argc - 1) * sizeof(char *));
@@ -201,17 +203,18 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
         args = words;
     }
     if (strncmp(args[0], "file:", 5) == 0 && args[0][5] != '\0') {
-        const char *path = ap_server_root_relative(cmd->temp_pool,
-                                                   args[0] + 5);
+        const char *path =
+            ap_server_root_relative(cmd->temp_pool, args[0] + 5);
 
         if (path == NULL) {
-            return apr_psprintf(cmd->pool, "RedoxVerificationToken %s: "
-                                "invalid file: path", argv[0]);
+            return apr_psprintf(cmd->pool,
+                                "RedoxVerificationToken %s: "
+                                "invalid file: path",
+                                argv[0]);
         }
         args[0] = apr_pstrcat(cmd->temp_pool, "file:", path, NULL);
     }
-    err = rv_resolve_value(cmd->temp_pool, argc - 1, args, digest,
-                           &is_short);
+    err = rv_resolve_value(cmd->temp_pool, argc - 1, args, digest, &is_short);
     if (err == NULL) {
         if (conf->tokens == NULL) {
             rv_token_counters *tc = apr_pcalloc(cmd->pool, sizeof(*tc));
@@ -236,9 +239,9 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
                      "redox_verify: RedoxVerificationToken %s (%s:%d) is "
                      "shorter than %d characters; Redox asks for long, "
-                     "hard-to-guess tokens", argv[0],
-                     cmd->directive->filename, cmd->directive->line_num,
-                     RV_SHORT_TOKEN);
+                     "hard-to-guess tokens",
+                     argv[0], cmd->directive->filename,
+                     cmd->directive->line_num, RV_SHORT_TOKEN);
     }
     return NULL;
 }
@@ -260,7 +263,8 @@ static const char *set_headers(cmd_parms *cmd, void *dconf, const char *arg)
         conf->mode = RV_HDR_VTOKEN;
     }
     else {
-        return apr_psprintf(cmd->pool, "RedoxTokenHeaders: expected both, "
+        return apr_psprintf(cmd->pool,
+                            "RedoxTokenHeaders: expected both, "
                             "any, bearer or verification-token, got '%s'",
                             ap_escape_logitem(cmd->pool, arg));
     }
@@ -280,14 +284,17 @@ static const char *set_source_header(cmd_parms *cmd, void *dconf,
         }
     }
     if (*arg == '\0' || *p != '\0') {
-        return apr_psprintf(cmd->pool, "RedoxSourceHeader: '%s' is not a "
+        return apr_psprintf(cmd->pool,
+                            "RedoxSourceHeader: '%s' is not a "
                             "valid header name",
                             ap_escape_logitem(cmd->pool, arg));
     }
     if (!strcasecmp(arg, "Authorization")
         || !strcasecmp(arg, RV_HDR_VTOKEN_NAME)) {
-        return apr_psprintf(cmd->pool, "RedoxSourceHeader: '%s' is one of "
-                            "the token headers", arg);
+        return apr_psprintf(cmd->pool,
+                            "RedoxSourceHeader: '%s' is one of "
+                            "the token headers",
+                            arg);
     }
     conf->source_header = arg;
     return NULL;
@@ -308,7 +315,8 @@ static const char *set_deny_status(cmd_parms *cmd, void *dconf,
         conf->deny_status = HTTP_NOT_FOUND;
     }
     else {
-        return apr_psprintf(cmd->pool, "RedoxDenyStatus: expected 401, 403 "
+        return apr_psprintf(cmd->pool,
+                            "RedoxDenyStatus: expected 401, 403 "
                             "or 404, got '%s'",
                             ap_escape_logitem(cmd->pool, arg));
     }
@@ -337,8 +345,7 @@ static const command_rec redox_verify_cmds[] = {
     AP_INIT_FLAG("RedoxChallenge", ap_set_flag_slot,
                  (void *)APR_OFFSETOF(rv_dir_conf, challenge), RV_CONTEXT,
                  "On to answer Redox's endpoint-verification handshake"),
-    {NULL}
-};
+    {NULL}};
 
 /* ------------------------------------------------------------------ */
 /* Counting: one relaxed atomic add at an index fixed at startup         */
@@ -350,8 +357,7 @@ static APR_INLINE const rv_srv_conf *srv_conf(const request_rec *r)
 }
 
 /* A denial or refusal: the VirtualHost block, at the outcome. */
-static APR_INLINE void count_outcome(const request_rec *r,
-                                     apr_uint32_t offset)
+static APR_INLINE void count_outcome(const request_rec *r, apr_uint32_t offset)
 {
     rv_count(counters, srv_conf(r)->block + offset);
 }
@@ -363,8 +369,9 @@ static APR_INLINE void count_token(const request_rec *r,
 {
     const rv_token_counters *tc = conf->counters;
 
-    rv_count(counters, tc->first[srv_conf(r)->ordinal * tc->stride
-                                 + (apr_uint32_t)slot] + offset);
+    rv_count(counters,
+             tc->first[srv_conf(r)->ordinal * tc->stride + (apr_uint32_t)slot]
+                 + offset);
 }
 
 /* ------------------------------------------------------------------ */
@@ -375,8 +382,8 @@ static APR_INLINE void count_token(const request_rec *r,
 static const rv_req_state *prior_state(const request_rec *r)
 {
     for (; r != NULL; r = r->main ? r->main : r->prev) {
-        const rv_req_state *st = ap_get_module_config(r->request_config,
-                                                      &redox_verify_module);
+        const rv_req_state *st =
+            ap_get_module_config(r->request_config, &redox_verify_module);
         if (st != NULL && st->name != NULL) {
             return st;
         }
@@ -407,7 +414,7 @@ static void unset_source_header(request_rec *r, const rv_dir_conf *conf)
     while (i < arr->nelts) {
         if (e[i].key != NULL && same_header(e[i].key, conf->source_header)) {
             apr_table_unset(r->headers_in, e[i].key);
-            i = 0;               /* unset moved the entries: start over */
+            i = 0; /* unset moved the entries: start over */
             continue;
         }
         i++;
@@ -432,8 +439,8 @@ static void remember(request_rec *r, const unsigned char *digest,
 static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
                 const char *what)
 {
-    int status = conf->deny_status != RV_UNSET ? conf->deny_status
-                                               : HTTP_UNAUTHORIZED;
+    int status =
+        conf->deny_status != RV_UNSET ? conf->deny_status : HTTP_UNAUTHORIZED;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
     remember(r, NULL, NULL, status);
@@ -447,11 +454,13 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                   "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
-                  "scope %s%s", what, rv_outcome_name(why), r->uri,
-                  ap_get_server_name(r), (unsigned)ap_get_server_port(r),
-                  conf->scope,
-                  why == RV_NO_TOKENS ? "; RedoxVerify is On but no "
-                  "RedoxVerificationToken is in effect here" : "");
+                  "scope %s%s",
+                  what, rv_outcome_name(why), r->uri, ap_get_server_name(r),
+                  (unsigned)ap_get_server_port(r), conf->scope,
+                  why == RV_NO_TOKENS
+                      ? "; RedoxVerify is On but no "
+                        "RedoxVerificationToken is in effect here"
+                      : "");
     if (status == HTTP_UNAUTHORIZED) {
         const char *realm = ap_auth_name(r);
         const char *error = "";
@@ -463,8 +472,8 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
             error = ", error=\"invalid_request\"";
         }
         apr_table_setn(r->err_headers_out,
-                       (PROXYREQ_PROXY == r->proxyreq)
-                       ? "Proxy-Authenticate" : "WWW-Authenticate",
+                       (PROXYREQ_PROXY == r->proxyreq) ? "Proxy-Authenticate"
+                                                       : "WWW-Authenticate",
                        apr_pstrcat(r->pool, "Bearer realm=\"",
                                    realm ? realm : RV_DEFAULT_REALM, "\"",
                                    error, NULL));
@@ -488,7 +497,8 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
         apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
         if (bearer_accepted
             || rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
-                               &tok, &len) != RV_ABSENT) {
+                               &tok, &len)
+                   != RV_ABSENT) {
             apr_table_unset(r->headers_in, "Authorization");
         }
         /* An h2c upgrade would run this request again, as stream 1 of the
@@ -504,8 +514,8 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
         apr_table_setn(r->headers_in, conf->source_header, name);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                  "redox_verify: accepted \"%s\": uri \"%s\", scope %s",
-                  name, r->uri, conf->scope);
+                  "redox_verify: accepted \"%s\": uri \"%s\", scope %s", name,
+                  r->uri, conf->scope);
 }
 
 /* ------------------------------------------------------------------ */
@@ -559,8 +569,7 @@ static int redact_for_log(request_rec *r)
 
 /* Reads a request body of at most RV_HS_BODY_MAX bytes into buf, chunked
  * or not.  Returns NULL, or why the body is not a handshake's. */
-static const char *read_small_body(request_rec *r, char *buf,
-                                   apr_size_t *got)
+static const char *read_small_body(request_rec *r, char *buf, apr_size_t *got)
 {
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     const char *why = NULL;
@@ -569,8 +578,8 @@ static const char *read_small_body(request_rec *r, char *buf,
     int eos = 0;
 
     *got = 0;
-    if (cl != NULL && (!ap_parse_strict_length(&n, cl)
-                       || n > RV_HS_BODY_MAX)) {
+    if (cl != NULL
+        && (!ap_parse_strict_length(&n, cl) || n > RV_HS_BODY_MAX)) {
         return "Content-Length over 4 KiB or invalid";
     }
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
@@ -627,8 +636,8 @@ static int answer_challenge(request_rec *r, const char *challenge)
  * the client sent it (before redaction).  Returns DECLINED when the request
  * is not a handshake, else the final status (DONE once answered).  Counts
  * the handshake's outcome when counting. */
-static int handshake(request_rec *r, const rv_dir_conf *conf,
-                     const char *args, int counting)
+static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args,
+                     int counting)
 {
     const char *token = NULL, *challenge = NULL, *why, *name = NULL;
     unsigned char digest[RV_DIGEST_LEN];
@@ -643,8 +652,7 @@ static int handshake(request_rec *r, const rv_dir_conf *conf,
         why = rv_hs_parse_query(r->pool, args, &token, &challenge);
     }
     else if (r->method_number == M_POST
-             && rv_hs_is_json(apr_table_get(r->headers_in,
-                                            "Content-Type"))) {
+             && rv_hs_is_json(apr_table_get(r->headers_in, "Content-Type"))) {
         char *buf = apr_palloc(r->pool, RV_HS_BODY_MAX);
         apr_size_t got;
 
@@ -663,8 +671,7 @@ static int handshake(request_rec *r, const rv_dir_conf *conf,
     }
 
     if (token == NULL || *token == '\0') {
-        outcome = rv_tokenset_count(conf->tokens) ? RV_MISSING
-                                                  : RV_NO_TOKENS;
+        outcome = rv_tokenset_count(conf->tokens) ? RV_MISSING : RV_NO_TOKENS;
     }
     else {
         outcome = rv_check_token_slot(conf->tokens, token, strlen(token),
@@ -701,7 +708,8 @@ static int handshake(request_rec *r, const rv_dir_conf *conf,
                    rv_outcome_name(RV_HANDSHAKE));
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "redox_verify: handshake answered for \"%s\": uri \"%s\", "
-                  "scope %s", name, r->uri, conf->scope);
+                  "scope %s",
+                  name, r->uri, conf->scope);
     return answer_challenge(r, challenge);
 }
 
@@ -710,8 +718,8 @@ static int handshake(request_rec *r, const rv_dir_conf *conf,
  * sub-requests and the fixup's second look are not counted again. */
 static int check(request_rec *r, int counting)
 {
-    const rv_dir_conf *conf = ap_get_module_config(r->per_dir_config,
-                                                   &redox_verify_module);
+    const rv_dir_conf *conf =
+        ap_get_module_config(r->per_dir_config, &redox_verify_module);
     const rv_req_state *prior;
     unsigned char digest[RV_DIGEST_LEN];
     const char *auth, *vtoken, *args = r->args;
@@ -760,10 +768,10 @@ static int check(request_rec *r, int counting)
         }
     }
     else {
-        outcome = rv_verify_slot(conf->tokens,
-                                 (rv_hdr_mode)(conf->mode != RV_UNSET
-                                               ? conf->mode : RV_HDR_BOTH),
-                                 auth, vtoken, &slot, digest);
+        outcome = rv_verify_slot(
+            conf->tokens,
+            (rv_hdr_mode)(conf->mode != RV_UNSET ? conf->mode : RV_HDR_BOTH),
+            auth, vtoken, &slot, digest);
     }
 
     if (outcome != RV_OK) {
@@ -779,9 +787,9 @@ static int check(request_rec *r, int counting)
         count_token(r, conf, slot, RV_M_ACCEPTED);
     }
     accept_request(r, conf, digest, rv_tokenset_name_at(conf->tokens, slot),
-                   prior == NULL && (conf->mode == RV_UNSET
-                                     || conf->mode == RV_HDR_BOTH
-                                     || conf->mode == RV_HDR_BEARER));
+                   prior == NULL
+                       && (conf->mode == RV_UNSET || conf->mode == RV_HDR_BOTH
+                           || conf->mode == RV_HDR_BEARER));
     return OK;
 }
 
@@ -794,8 +802,8 @@ static int check_access(request_rec *r)
  * successful Require), the fixup cannot.  Fail closed. */
 static int check_fixups(request_rec *r)
 {
-    const rv_dir_conf *conf = ap_get_module_config(r->per_dir_config,
-                                                   &redox_verify_module);
+    const rv_dir_conf *conf =
+        ap_get_module_config(r->per_dir_config, &redox_verify_module);
     const rv_req_state *st;
     int status;
 
@@ -804,14 +812,15 @@ static int check_fixups(request_rec *r)
     }
     st = ap_get_module_config(r->request_config, &redox_verify_module);
     if (st != NULL && st->name != NULL) {
-        return DECLINED;             /* accepted by this request's check */
+        return DECLINED; /* accepted by this request's check */
     }
     if (st != NULL) {
         /* Denied in the access checker, or a handshake answered or refused
          * there, then let through by Satisfy Any: the same again, without
          * a second run over a redacted query or an already read body */
         if (st->status != DONE) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "redox_verify: "
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                          "redox_verify: "
                           "denied request came past the access checker: "
                           "denied again");
         }
@@ -870,13 +879,14 @@ static const char *vhost_label(apr_pool_t *p, const server_rec *s)
     if (port == 0 && ap_listeners != NULL) {
         const ap_listen_rec *l = ap_listeners;
 
-        while (l->next != NULL) {        /* kept newest first */
+        while (l->next != NULL) { /* kept newest first */
             l = l->next;
         }
         port = l->bind_addr ? l->bind_addr->port : 0;
     }
-    return apr_psprintf(p, "%s:%u", s->server_hostname ? s->server_hostname
-                                                       : "", (unsigned)port);
+    return apr_psprintf(p, "%s:%u",
+                        s->server_hostname ? s->server_hostname : "",
+                        (unsigned)port);
 }
 
 /* The row of tc->first that serves the server with this ordinal, or -1
@@ -903,15 +913,14 @@ static apr_status_t lay_out(void)
     int t;
 
     for (v = layout_servers, i = 0; v != NULL; v = v->next, i++) {
-        rv_srv_conf *sc = ap_get_module_config(v->module_config,
-                                               &redox_verify_module);
+        rv_srv_conf *sc =
+            ap_get_module_config(v->module_config, &redox_verify_module);
 
-        sc->block = rv_store_reserve(store, layout_labels[i],
-                                     RV_M_VHOST_SPAN);
+        sc->block = rv_store_reserve(store, layout_labels[i], RV_M_VHOST_SPAN);
     }
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
-        rv_token_counters *tc = APR_ARRAY_IDX(registered, t,
-                                              rv_token_counters *);
+        rv_token_counters *tc =
+            APR_ARRAY_IDX(registered, t, rv_token_counters *);
         int slots = rv_tokenset_slots(tc->set), slot, row;
 
         for (v = layout_servers, i = 0; v != NULL; v = v->next, i++) {
@@ -922,9 +931,9 @@ static apr_status_t lay_out(void)
                 const char *name = rv_tokenset_name_at(tc->set, slot);
 
                 if (name != NULL) {
-                    tc->first[(apr_size_t)row * slots + slot]
-                        = rv_store_reserve_in(store, layout_labels[i], name,
-                                              RV_M_NAME_SPAN);
+                    tc->first[(apr_size_t)row * slots + slot] =
+                        rv_store_reserve_in(store, layout_labels[i], name,
+                                            RV_M_NAME_SPAN);
                 }
             }
         }
@@ -936,8 +945,7 @@ static apr_status_t lay_out(void)
 
         x->index = (named ? rv_store_reserve_in(store, x->vhost, x->label,
                                                 RV_M_NAME_SPAN)
-                          : rv_store_reserve(store, x->vhost,
-                                             RV_M_VHOST_SPAN))
+                          : rv_store_reserve(store, x->vhost, RV_M_VHOST_SPAN))
                    + series_offset(x);
     }
     rv = rv_store_commit(store);
@@ -969,18 +977,19 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
     layout_servers = s;
     layout_labels = apr_palloc(pconf, n * sizeof(*layout_labels));
     for (o = 0; o < RV_OUTCOME_COUNT; o++) {
-        cap += n * (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)
-                    + rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o));
+        cap += n
+               * (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)
+                  + rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o));
     }
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
-        rv_token_counters *tc = APR_ARRAY_IDX(registered, t,
-                                              rv_token_counters *);
+        rv_token_counters *tc =
+            APR_ARRAY_IDX(registered, t, rv_token_counters *);
         apr_size_t slots = (apr_size_t)rv_tokenset_slots(tc->set);
-        int all = tc->server == s;       /* the main server's: everyone's */
+        int all = tc->server == s; /* the main server's: everyone's */
 
         tc->stride = all ? (apr_uint32_t)slots : 0;
-        tc->first = apr_pcalloc(pconf, (all ? n : 1) * slots
-                                       * sizeof(apr_uint32_t));
+        tc->first =
+            apr_pcalloc(pconf, (all ? n : 1) * slots * sizeof(apr_uint32_t));
         cap += (all ? n : 1) * 2 * (apr_size_t)rv_tokenset_count(tc->set);
     }
 
@@ -991,8 +1000,8 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
         return APR_ENOMEM;
     }
     for (v = s, i = 0; v != NULL; v = v->next, i++) {
-        rv_srv_conf *sc = ap_get_module_config(v->module_config,
-                                               &redox_verify_module);
+        rv_srv_conf *sc =
+            ap_get_module_config(v->module_config, &redox_verify_module);
 
         layout_labels[i] = vhost_label(pconf, v);
         sc->ordinal = i;
@@ -1012,8 +1021,8 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
         }
     }
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
-        rv_token_counters *tc = APR_ARRAY_IDX(registered, t,
-                                              rv_token_counters *);
+        rv_token_counters *tc =
+            APR_ARRAY_IDX(registered, t, rv_token_counters *);
         int slots = rv_tokenset_slots(tc->set), slot;
 
         for (v = s, i = 0; v != NULL; v = v->next, i++) {
@@ -1081,8 +1090,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
                      "redox_verify: OpenSSL has no SHA-256");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    apr_pool_cleanup_register(pconf, NULL, digest_term,
-                              apr_pool_cleanup_null);
+    apr_pool_cleanup_register(pconf, NULL, digest_term, apr_pool_cleanup_null);
     return OK;
 }
 
@@ -1092,8 +1100,8 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
  * The store lives in the process pool: across a graceful restart a series
  * keeps its counters, and the old generation's children, still finishing
  * their requests, count into the same words as the new ones. */
-static int post_config(apr_pool_t *pconf, apr_pool_t *plog,
-                       apr_pool_t *ptemp, server_rec *s)
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                       server_rec *s)
 {
     void *data = NULL;
     apr_status_t rv;
@@ -1115,14 +1123,17 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog,
         rv = lay_out();
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "redox_verify: cannot "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "redox_verify: cannot "
                      "create the shared memory for %u counters",
                      (unsigned)rv_store_used(store));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "redox_verify: %d series, "
-                 "%u counters in %d shared memory segment(s)", series_count,
-                 (unsigned)rv_store_used(store), rv_store_segments(store));
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                 "redox_verify: %d series, "
+                 "%u counters in %d shared memory segment(s)",
+                 series_count, (unsigned)rv_store_used(store),
+                 rv_store_segments(store));
     return OK;
 }
 
@@ -1145,10 +1156,12 @@ static int pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, ap_server_conf,
                      "redox_verify: cannot create the shared memory for %u "
-                     "counters", (unsigned)rv_store_used(store));
+                     "counters",
+                     (unsigned)rv_store_used(store));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf, "redox_verify: "
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
+                 "redox_verify: "
                  "counters start from zero (startup or hard restart): %u "
                  "counters in %d shared memory segment(s)",
                  (unsigned)rv_store_used(store), rv_store_segments(store));
@@ -1160,8 +1173,7 @@ static int pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
 
 static apr_uint64_t *read_values(apr_pool_t *p)
 {
-    apr_uint64_t *values = apr_palloc(p, (series_count + 1)
-                                         * sizeof(*values));
+    apr_uint64_t *values = apr_palloc(p, (series_count + 1) * sizeof(*values));
     int i;
 
     for (i = 0; i < series_count; i++) {
@@ -1214,12 +1226,12 @@ static int status_hook(request_rec *r, int flags)
     }
     values = read_values(r->pool);
     if (flags & AP_STATUS_SHORT) {
-        ap_rputs(rv_render_status_auto(r->pool, series, series_count,
-                                       values), r);
+        ap_rputs(rv_render_status_auto(r->pool, series, series_count, values),
+                 r);
     }
     else {
-        ap_rputs(rv_render_status_html(r->pool, series, series_count,
-                                       values, flags & AP_STATUS_NOTABLE),
+        ap_rputs(rv_render_status_html(r->pool, series, series_count, values,
+                                       flags & AP_STATUS_NOTABLE),
                  r);
     }
     return OK;
@@ -1230,7 +1242,8 @@ static void child_init(apr_pool_t *p, server_rec *s)
 {
     (void)p;
     if (!rv_digest_cache_per_thread()) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "redox_verify: no "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "redox_verify: no "
                      "thread key for the digest context; allocating one "
                      "per request");
     }
@@ -1254,11 +1267,11 @@ static void register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(redox_verify) = {
     STANDARD20_MODULE_STUFF,
-    create_dir_conf,             /* per-directory config creator */
-    merge_dir_conf,              /* per-directory config merger */
-    create_srv_conf,             /* server config creator */
-    merge_srv_conf,              /* server config merger */
-    redox_verify_cmds,           /* command table */
-    register_hooks,              /* set up the hooks */
-    AP_MODULE_FLAG_NONE          /* flags */
+    create_dir_conf,    /* per-directory config creator */
+    merge_dir_conf,     /* per-directory config merger */
+    create_srv_conf,    /* server config creator */
+    merge_srv_conf,     /* server config merger */
+    redox_verify_cmds,  /* command table */
+    register_hooks,     /* set up the hooks */
+    AP_MODULE_FLAG_NONE /* flags */
 };

@@ -21,9 +21,8 @@
 #include "rv_core.h"
 
 static const char *const outcome_names[RV_OUTCOME_COUNT] = {
-    "ok", "missing", "malformed", "wrong-token", "mismatch", "no-tokens",
-    "handshake", "bad-challenge"
-};
+    "ok",       "missing",   "malformed", "wrong-token",
+    "mismatch", "no-tokens", "handshake", "bad-challenge"};
 
 const char *rv_outcome_name(rv_outcome o)
 {
@@ -69,11 +68,11 @@ rv_presence rv_parse_bearer(const char *value, const char **tok,
         p++;
     }
     if (strncasecmp(p, "bearer", 6) != 0) {
-        return RV_ABSENT;                /* Basic, Digest, ... */
+        return RV_ABSENT; /* Basic, Digest, ... */
     }
     p += 6;
     if (*p == '\0') {
-        return RV_BAD;                   /* "Bearer" alone */
+        return RV_BAD; /* "Bearer" alone */
     }
     if (*p != ' ') {
         /* "Bearer\t..." is a Bearer header a Redox client could not have
@@ -157,8 +156,7 @@ int rv_digest(const void *data, apr_size_t len,
             return 0;
         }
     }
-    if (!EVP_DigestInit_ex2(ctx, md, NULL)
-        || !EVP_DigestUpdate(ctx, data, len)
+    if (!EVP_DigestInit_ex2(ctx, md, NULL) || !EVP_DigestUpdate(ctx, data, len)
         || !EVP_DigestFinal_ex(ctx, out, &outlen)) {
         return 0;
     }
@@ -181,13 +179,13 @@ typedef struct {
 
 struct rv_tokenset {
     apr_pool_t *pool;
-    apr_pool_t *arrays;                  /* holds the three arrays */
+    apr_pool_t *arrays; /* holds the three arrays */
     rv_entry *entries;
     apr_uint32_t *by_digest;
     apr_uint32_t *by_name;
-    apr_uint32_t mask;                   /* table size - 1 (a power of 2) */
+    apr_uint32_t mask; /* table size - 1 (a power of 2) */
     int count;
-    int cap;                             /* entries allocated */
+    int cap; /* entries allocated */
 };
 
 static apr_uint32_t digest_hash(const unsigned char *d)
@@ -297,8 +295,10 @@ const char *rv_tokenset_add(rv_tokenset *s, const char *name,
     }
     other = rv_tokenset_lookup(s, digest);
     if (other != NULL) {
-        return apr_psprintf(s->pool, "the token of '%s' is the same as the "
-                            "token of '%s' in this scope", name, other);
+        return apr_psprintf(s->pool,
+                            "the token of '%s' is the same as the "
+                            "token of '%s' in this scope",
+                            name, other);
     }
     if (!tokenset_grow(s)) {
         return "out of memory";
@@ -308,8 +308,7 @@ const char *rv_tokenset_add(rv_tokenset *s, const char *name,
     e->name = apr_pstrdup(s->pool, name);
     table_put(s->by_digest, s->mask, digest_hash(digest),
               (apr_uint32_t)s->count);
-    table_put(s->by_name, s->mask, name_hash(e->name),
-              (apr_uint32_t)s->count);
+    table_put(s->by_name, s->mask, name_hash(e->name), (apr_uint32_t)s->count);
     s->count++;
     return NULL;
 }
@@ -329,8 +328,8 @@ static int find_slot(const rv_tokenset *s,
      * candidate in the probe chain is compared in constant time. */
     for (i = digest_hash(digest) & s->mask; (e = s->by_digest[i]) != 0;
          i = (i + 1) & s->mask) {
-        if (CRYPTO_memcmp(s->entries[e - 1].digest, digest,
-                          RV_DIGEST_LEN) == 0) {
+        if (CRYPTO_memcmp(s->entries[e - 1].digest, digest, RV_DIGEST_LEN)
+            == 0) {
             return (int)e - 1;
         }
     }
@@ -377,8 +376,8 @@ rv_outcome rv_verify(const rv_tokenset *s, rv_hdr_mode mode,
                      const char **name, unsigned char digest[RV_DIGEST_LEN])
 {
     int slot;
-    rv_outcome o = rv_verify_slot(s, mode, authorization, vtoken, &slot,
-                                  digest);
+    rv_outcome o =
+        rv_verify_slot(s, mode, authorization, vtoken, &slot, digest);
 
     *name = rv_tokenset_name_at(s, slot);
     return o;
@@ -394,7 +393,7 @@ rv_outcome rv_verify_slot(const rv_tokenset *s, rv_hdr_mode mode,
 
     *slot = -1;
     if (rv_tokenset_count(s) == 0) {
-        return RV_NO_TOKENS;                       /* fail closed */
+        return RV_NO_TOKENS; /* fail closed */
     }
     if (mode != RV_HDR_VTOKEN) {
         pa = rv_parse_bearer(authorization, &a, &alen);
@@ -459,7 +458,7 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
         return RV_NO_TOKENS;
     }
     if (!rv_digest(tok, len, digest)) {
-        return RV_WRONG_TOKEN;                     /* fail closed */
+        return RV_WRONG_TOKEN; /* fail closed */
     }
     *slot = find_slot(s, digest);
     return *slot >= 0 ? RV_OK : RV_WRONG_TOKEN;
@@ -577,14 +576,16 @@ static const char *value_from_file(apr_pool_t *p, const char *path,
     }
     *tok = rv_first_line(buf);
     if (**tok == '\0') {
-        return apr_psprintf(p, "file:%s is empty (its first line holds "
-                            "no token)", path);
+        return apr_psprintf(p,
+                            "file:%s is empty (its first line holds "
+                            "no token)",
+                            path);
     }
     return NULL;
 }
 
-static const char *value_from_exec(apr_pool_t *p, int argc,
-                                   char *const argv[], const char **tok)
+static const char *value_from_exec(apr_pool_t *p, int argc, char *const argv[],
+                                   const char **tok)
 {
     const char *prog = argv[0] + 5;
     const char **args = apr_pcalloc(p, (argc + 1) * sizeof(char *));
@@ -606,12 +607,13 @@ static const char *value_from_exec(apr_pool_t *p, int argc,
     }
     if ((rv = apr_procattr_create(&attr, p)) != APR_SUCCESS
         || (rv = apr_procattr_io_set(attr, APR_NO_PIPE, APR_FULL_BLOCK,
-                                     APR_NO_PIPE)) != APR_SUCCESS
+                                     APR_NO_PIPE))
+               != APR_SUCCESS
         || (rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM_ENV))
-           != APR_SUCCESS
+               != APR_SUCCESS
         || (rv = apr_procattr_error_check_set(attr, 1)) != APR_SUCCESS
         || (rv = apr_proc_create(&proc, prog, args, NULL, attr, p))
-           != APR_SUCCESS) {
+               != APR_SUCCESS) {
         return apr_psprintf(p, "exec:%s cannot be run (%s)", prog,
                             apr_strerror(rv, err, sizeof(err)));
     }
@@ -619,8 +621,8 @@ static const char *value_from_exec(apr_pool_t *p, int argc,
     apr_file_close(proc.out);
     apr_proc_wait(&proc, &code, &why, APR_WAIT);
     if (rv != APR_SUCCESS) {
-        return apr_psprintf(p, "exec:%s: reading its output failed (%s)",
-                            prog, apr_strerror(rv, err, sizeof(err)));
+        return apr_psprintf(p, "exec:%s: reading its output failed (%s)", prog,
+                            apr_strerror(rv, err, sizeof(err)));
     }
     if (why != APR_PROC_EXIT || code != 0) {
         return apr_psprintf(p, "exec:%s failed (%s %d)", prog,
@@ -679,8 +681,10 @@ const char *rv_resolve_value(apr_pool_t *p, int argc, char *const argv[],
     }
     len = strlen(tok);
     if (!rv_token_valid(tok, len)) {
-        return apr_psprintf(p, "the token must be 1 to %d visible ASCII "
-                            "characters without spaces", RV_TOKEN_MAX);
+        return apr_psprintf(p,
+                            "the token must be 1 to %d visible ASCII "
+                            "characters without spaces",
+                            RV_TOKEN_MAX);
     }
     *is_short = len < RV_SHORT_TOKEN;
     if (!rv_digest(tok, len, digest)) {

@@ -11,10 +11,10 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
-#define RV_DIGEST_LEN     32     /* SHA-256 */
-#define RV_NAME_MAX       64     /* longest token NAME */
-#define RV_TOKEN_MAX      8192   /* longest configured token */
-#define RV_SHORT_TOKEN    32     /* shorter tokens draw a startup warning */
+#define RV_DIGEST_LEN  32   /* SHA-256 */
+#define RV_NAME_MAX    64   /* longest token NAME */
+#define RV_TOKEN_MAX   8192 /* longest configured token */
+#define RV_SHORT_TOKEN 32   /* shorter tokens draw a startup warning */
 
 typedef enum {
     RV_HDR_BOTH = 0,
@@ -26,13 +26,13 @@ typedef enum {
 /* The outcome of a check; also the value of the REDOX_VERIFY variable. */
 typedef enum {
     RV_OK = 0,
-    RV_MISSING,      /* a header the mode requires is absent */
-    RV_MALFORMED,    /* a header is present but not a valid token */
-    RV_WRONG_TOKEN,  /* well-formed token that is not accepted here */
-    RV_MISMATCH,     /* the two headers carry different tokens */
-    RV_NO_TOKENS,    /* verification on but no token configured */
-    RV_HANDSHAKE,    /* a handshake with an accepted token, answered */
-    RV_BAD_CHALLENGE,/* a handshake with an accepted token, bad challenge */
+    RV_MISSING,       /* a header the mode requires is absent */
+    RV_MALFORMED,     /* a header is present but not a valid token */
+    RV_WRONG_TOKEN,   /* well-formed token that is not accepted here */
+    RV_MISMATCH,      /* the two headers carry different tokens */
+    RV_NO_TOKENS,     /* verification on but no token configured */
+    RV_HANDSHAKE,     /* a handshake with an accepted token, answered */
+    RV_BAD_CHALLENGE, /* a handshake with an accepted token, bad challenge */
     RV_OUTCOME_COUNT
 } rv_outcome;
 
@@ -40,9 +40,9 @@ const char *rv_outcome_name(rv_outcome o);
 
 /* What one header carries. */
 typedef enum {
-    RV_ABSENT = 0,   /* no header, or Authorization with another scheme */
-    RV_PRESENT,      /* a well-formed token at *tok, *len bytes */
-    RV_BAD           /* present but malformed */
+    RV_ABSENT = 0, /* no header, or Authorization with another scheme */
+    RV_PRESENT,    /* a well-formed token at *tok, *len bytes */
+    RV_BAD         /* present but malformed */
 } rv_presence;
 
 /* Authorization: "Bearer" (any case), one or more spaces, a token. */

@@ -27,7 +27,7 @@ int rv_hs_is_json(const char *ct)
     while (*ct == ' ' || *ct == '\t') {
         ct++;
     }
-    n = strcspn(ct, "; \t");              /* the media type, no parameters */
+    n = strcspn(ct, "; \t"); /* the media type, no parameters */
     if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) {
         return 1;
     }
@@ -61,8 +61,8 @@ const char *rv_hs_parse_body(apr_pool_t *p, const char *body, apr_size_t len,
         why = "JSON body has no challenge string";
     }
     else {
-        *token = apr_pstrmemdup(p, json_string_value(tok),
-                                json_string_length(tok));
+        *token =
+            apr_pstrmemdup(p, json_string_value(tok), json_string_length(tok));
         *challenge = apr_pstrmemdup(p, json_string_value(chal),
                                     json_string_length(chal));
     }
@@ -168,8 +168,8 @@ char *rv_hs_redact_query(apr_pool_t *p, const char *args)
     /* Each redacted pair has an 18-character key and grows by at most
      * "=" and the mask. */
     len = strlen(args);
-    o = out = apr_palloc(p, len + (len / (sizeof(TOKEN_KEY) - 1) + 1)
-                            * sizeof(mask) + 1);
+    o = out = apr_palloc(
+        p, len + (len / (sizeof(TOKEN_KEY) - 1) + 1) * sizeof(mask) + 1);
     while (*s) {
         apr_size_t n = strcspn(s, "&"), klen = strcspn(s, "=&");
 

@@ -10,7 +10,7 @@
 
 #include <apr_pools.h>
 
-#define RV_HS_BODY_MAX      4096  /* larger bodies are not a handshake */
+#define RV_HS_BODY_MAX      4096 /* larger bodies are not a handshake */
 #define RV_HS_CHALLENGE_MAX 128
 
 /* Is this Content-Type JSON (application/json or a +json type)? */

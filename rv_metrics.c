@@ -29,26 +29,26 @@ typedef struct {
  * its keys as its value; every other key holds its first counter. */
 typedef struct {
     apr_uint32_t ns;
-    apr_uint32_t key;   /* offset of the NUL-terminated key in the arena */
+    apr_uint32_t key; /* offset of the NUL-terminated key in the arena */
     apr_uint32_t value;
 } rv_key;
 
-#define RV_NS_EMPTY  0
-#define RV_NS_SCOPE  1
-#define RV_NS_PLAIN  2
-#define RV_NS_FIRST  3      /* the first scope's keys */
+#define RV_NS_EMPTY 0
+#define RV_NS_SCOPE 1
+#define RV_NS_PLAIN 2
+#define RV_NS_FIRST 3 /* the first scope's keys */
 
 struct rv_store {
     apr_pool_t *parent;
-    apr_pool_t *pool;             /* segments, and the cleanup below; reset */
+    apr_pool_t *pool; /* segments, and the cleanup below; reset */
     /* The keys and their bytes live in subpools of their own, replaced
      * when they grow: the old memory goes back to the allocator instead
      * of staying in the pool. */
     apr_pool_t *keys_pool, *arena_pool;
     rv_key *keys;
-    apr_uint32_t mask;            /* table size - 1, a power of 2 */
+    apr_uint32_t mask; /* table size - 1, a power of 2 */
     apr_uint32_t nkeys;
-    char *arena;                  /* the keys' bytes */
+    char *arena; /* the keys' bytes */
     apr_size_t arena_len, arena_cap;
     apr_uint32_t scopes;          /* scopes seen */
     apr_uint32_t last_ns;         /* the scope last asked for, or 0 */
@@ -181,8 +181,8 @@ static rv_key *intern(rv_store *st, apr_uint32_t ns, const char *key,
         while (st->arena_len + len > st->arena_cap) {
             st->arena_cap *= 2;
         }
-        st->arena = regrow(st->pool, &st->arena_pool, st->arena,
-                           st->arena_len, st->arena_cap);
+        st->arena = regrow(st->pool, &st->arena_pool, st->arena, st->arena_len,
+                           st->arena_cap);
     }
     memcpy(st->arena + st->arena_len, key, len);
     k->ns = ns;
@@ -217,8 +217,8 @@ apr_uint32_t rv_store_reserve_in(rv_store *st, const char *scope,
     /* A layout asks for one scope many times in a row. */
     if (st->last_ns == 0 || strcmp(st->arena + st->last_scope, scope) != 0) {
         int added;
-        rv_key *k = intern(st, RV_NS_SCOPE, scope, RV_NS_FIRST + st->scopes,
-                           &added);
+        rv_key *k =
+            intern(st, RV_NS_SCOPE, scope, RV_NS_FIRST + st->scopes, &added);
 
         st->scopes += added;
         st->last_ns = k->value;

@@ -23,11 +23,11 @@
 
 #include "rv_core.h"
 
-#define TOKEN_LEN  64      /* what `openssl rand -hex 32` makes */
-#define REPEATS    101     /* short timed repetitions: median, minimum */
-#define ROTATE     1024    /* distinct tokens cycled through per call */
+#define TOKEN_LEN 64   /* what `openssl rand -hex 32` makes */
+#define REPEATS   101  /* short timed repetitions: median, minimum */
+#define ROTATE    1024 /* distinct tokens cycled through per call */
 
-static const int set_sizes[] = { 1, 100, 10000 };
+static const int set_sizes[] = {1, 100, 10000};
 
 /* A fixed-seed generator: the tokens need only be distinct, not secret,
  * and a fixed seed makes every run configure the same tables. */
@@ -105,7 +105,7 @@ typedef struct {
     const char *vtoken;
 } request_headers;
 
-static volatile int sink;   /* keeps the calls from being optimised away */
+static volatile int sink; /* keeps the calls from being optimised away */
 
 static timing time_verify(const rv_tokenset *set, const request_headers *h,
                           int nh, long iterations, rv_outcome expect)
@@ -190,7 +190,7 @@ int main(int argc, char **argv)
         apr_allocator_t *alloc;
         apr_pool_t *p;
         rv_tokenset *set;
-        char (*toks)[TOKEN_LEN + 1] = malloc((size_t)n * (TOKEN_LEN + 1));
+        char(*toks)[TOKEN_LEN + 1] = malloc((size_t)n * (TOKEN_LEN + 1));
         request_headers *accept = malloc(ROTATE * sizeof(*accept));
         request_headers wrong;
         char wrong_tok[TOKEN_LEN + 1];
@@ -247,14 +247,13 @@ int main(int argc, char **argv)
         wrong.authorization = apr_pstrcat(top, "Bearer ", wrong_tok, NULL);
         wrong.vtoken = wrong_tok;
 
-        print_timing("accept", n,
-                     time_verify(set, &accept[nrot / 2], 1, iterations,
-                                 RV_OK));
+        print_timing(
+            "accept", n,
+            time_verify(set, &accept[nrot / 2], 1, iterations, RV_OK));
         print_timing("accept-rotating", n,
                      time_verify(set, accept, nrot, iterations, RV_OK));
         print_timing("reject", n,
-                     time_verify(set, &wrong, 1, iterations,
-                                 RV_WRONG_TOKEN));
+                     time_verify(set, &wrong, 1, iterations, RV_WRONG_TOKEN));
 
         apr_pool_destroy(p);
         free(toks);

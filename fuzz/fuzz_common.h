@@ -17,13 +17,13 @@
 #include <apr_general.h>
 #include <apr_pools.h>
 
-#define FZ_CHECK(cond)                                                    \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                     \
-            abort();                                                      \
-        }                                                                 \
+#define FZ_CHECK(cond)                                                        \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__,        \
+                    __LINE__, #cond);                                         \
+            abort();                                                          \
+        }                                                                     \
     } while (0)
 
 static apr_pool_t *fz_root;
@@ -63,7 +63,7 @@ static inline int fz_known(const char *why, const char *const *reasons,
     return 0;
 }
 
-#define FZ_KNOWN(why, reasons) \
+#define FZ_KNOWN(why, reasons)                                                \
     fz_known((why), (reasons), sizeof(reasons) / sizeof((reasons)[0]))
 
 static inline int fz_visible(char c)

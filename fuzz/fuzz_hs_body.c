@@ -42,8 +42,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
  * \u0000 without JSON_ALLOW_NUL). */
 static int same_string(const char *got, json_t *member)
 {
-    return json_is_string(member)
-           && strlen(got) == json_string_length(member)
+    return json_is_string(member) && strlen(got) == json_string_length(member)
            && memcmp(got, json_string_value(member), strlen(got)) == 0;
 }
 
@@ -77,13 +76,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (why == NULL) {
         json_error_t err;
-        json_t *root = json_loadb((const char *)data, size,
-                                  JSON_REJECT_DUPLICATES, &err);
+        json_t *root =
+            json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &err);
 
         FZ_CHECK(root != NULL && json_is_object(root));
         FZ_CHECK(token != NULL && challenge != NULL);
-        FZ_CHECK(same_string(token,
-                             json_object_get(root, "verification-token")));
+        FZ_CHECK(
+            same_string(token, json_object_get(root, "verification-token")));
         FZ_CHECK(same_string(challenge, json_object_get(root, "challenge")));
         json_decref(root);
         FZ_CHECK(rv_hs_challenge_valid(challenge)

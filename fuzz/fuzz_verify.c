@@ -137,8 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         name = "unset";
-        FZ_CHECK(rv_verify(empty, (rv_hdr_mode)mode, auth, vt, &name,
-                           digest) == RV_NO_TOKENS);
+        FZ_CHECK(rv_verify(empty, (rv_hdr_mode)mode, auth, vt, &name, digest)
+                 == RV_NO_TOKENS);
         FZ_CHECK(name == NULL);
     }
     free(auth);

@@ -55,7 +55,9 @@ static void test_bearer_parsing(void **state)
     expect_bearer("Bearer\tabc", RV_BAD, NULL);
     expect_bearer("Bearer abc def", RV_BAD, NULL);
     expect_bearer("Bearer abc, Bearer abc", RV_BAD, NULL);
-    expect_bearer("Bearer a\x01" "bc", RV_BAD, NULL);
+    expect_bearer("Bearer a\x01"
+                  "bc",
+                  RV_BAD, NULL);
     expect_bearer("Bearer ab\xc3\xa9", RV_BAD, NULL);
     expect_bearer("Bearer \tabc", RV_BAD, NULL);
 }
@@ -93,7 +95,8 @@ static void test_digest_known_answer(void **state)
     (void)state;
     digest_of("abc", d);
     assert_true(rv_hex_digest("ba7816bf8f01cfea414140de5dae2223"
-                              "b00361a396177a9cb410ff61f20015ad", want));
+                              "b00361a396177a9cb410ff61f20015ad",
+                              want));
     assert_memory_equal(d, want, RV_DIGEST_LEN);
 }
 
@@ -107,7 +110,8 @@ static void test_digest_cleanup(void **state)
 
     (void)state;
     assert_true(rv_hex_digest("ba7816bf8f01cfea414140de5dae2223"
-                              "b00361a396177a9cb410ff61f20015ad", want));
+                              "b00361a396177a9cb410ff61f20015ad",
+                              want));
     rv_digest_term();
     rv_digest_term();
     digest_of("abc", d);
@@ -183,8 +187,7 @@ static rv_tokenset *two_tokens(void)
 }
 
 static rv_outcome verify(const rv_tokenset *s, rv_hdr_mode mode,
-                         const char *auth, const char *vtok,
-                         const char **name)
+                         const char *auth, const char *vtok, const char **name)
 {
     unsigned char d[RV_DIGEST_LEN];
 
@@ -246,8 +249,8 @@ static void test_verify_single_header(void **state)
 
     (void)state;
     /* Only the named header is read: the other may be anything. */
-    assert_int_equal(verify(s, RV_HDR_BEARER, "Bearer " TOK, "junk junk",
-                            &name), RV_OK);
+    assert_int_equal(
+        verify(s, RV_HDR_BEARER, "Bearer " TOK, "junk junk", &name), RV_OK);
     assert_int_equal(verify(s, RV_HDR_BEARER, NULL, TOK, &name), RV_MISSING);
     assert_int_equal(verify(s, RV_HDR_VTOKEN, "Bearer", TOK, &name), RV_OK);
     assert_int_equal(verify(s, RV_HDR_VTOKEN, "Bearer " TOK, NULL, &name),
@@ -263,8 +266,9 @@ static void test_verify_no_tokens(void **state)
     (void)state;
     assert_int_equal(verify(NULL, RV_HDR_BOTH, "Bearer " TOK, TOK, &name),
                      RV_NO_TOKENS);
-    assert_int_equal(verify(rv_tokenset_make(pool), RV_HDR_ANY, NULL, TOK,
-                            &name), RV_NO_TOKENS);
+    assert_int_equal(
+        verify(rv_tokenset_make(pool), RV_HDR_ANY, NULL, TOK, &name),
+        RV_NO_TOKENS);
 }
 
 static void test_verify_digest_out(void **state)
@@ -307,11 +311,11 @@ static void test_tokenset_slots(void **state)
     digest_of("not configured", d);
     assert_int_equal(rv_tokenset_find(s, d), -1);
 
-    assert_int_equal(rv_verify_slot(s, RV_HDR_BOTH, "Bearer " TOK, TOK,
-                                    &slot, d), RV_OK);
+    assert_int_equal(
+        rv_verify_slot(s, RV_HDR_BOTH, "Bearer " TOK, TOK, &slot, d), RV_OK);
     assert_string_equal(rv_tokenset_name_at(s, slot), "one");
-    assert_int_equal(rv_verify_slot(s, RV_HDR_BOTH, "Bearer x", "x", &slot,
-                                    d), RV_WRONG_TOKEN);
+    assert_int_equal(rv_verify_slot(s, RV_HDR_BOTH, "Bearer x", "x", &slot, d),
+                     RV_WRONG_TOKEN);
     assert_int_equal(slot, -1);
     assert_int_equal(rv_verify_slot(s, RV_HDR_BOTH, NULL, TOK, &slot, d),
                      RV_MISSING);
@@ -364,15 +368,18 @@ static void test_hex_and_lines(void **state)
 
     (void)state;
     assert_true(rv_hex_digest("00112233445566778899AABBCCDDEEFF"
-                              "00112233445566778899aabbccddeeff", d));
+                              "00112233445566778899aabbccddeeff",
+                              d));
     assert_int_equal(d[0], 0x00);
     assert_int_equal(d[10], 0xaa);
     assert_int_equal(d[31], 0xff);
     assert_false(rv_hex_digest("0011", d));
     assert_false(rv_hex_digest("g0112233445566778899aabbccddeeff"
-                               "00112233445566778899aabbccddeeff", d));
+                               "00112233445566778899aabbccddeeff",
+                               d));
     assert_false(rv_hex_digest("00112233445566778899aabbccddeeff"
-                               "00112233445566778899aabbccddeeff00", d));
+                               "00112233445566778899aabbccddeeff00",
+                               d));
     strcpy(buf, "  tok \r\nsecond line\n");
     assert_string_equal(rv_first_line(buf), "tok");
     strcpy(buf, "\nsecond");
@@ -401,8 +408,7 @@ static void assert_digest_of(const unsigned char d[RV_DIGEST_LEN],
 
 static char tmpdir[] = "/tmp/rv_unit.XXXXXX";
 
-static const char *write_file(const char *name, const char *content,
-                              int mode)
+static const char *write_file(const char *name, const char *content, int mode)
 {
     const char *path = apr_pstrcat(pool, tmpdir, "/", name, NULL);
     FILE *f = fopen(path, "w");
@@ -444,13 +450,12 @@ static void test_resolve_file(void **state)
 {
     unsigned char d[RV_DIGEST_LEN];
     int is_short;
-    const char *ok[] = {apr_pstrcat(pool, "file:",
-                                    write_file("ok", "  " TOK "  \nx\n", 0600),
-                                    NULL)};
-    const char *empty[] = {apr_pstrcat(pool, "file:",
-                                       write_file("empty", "\n", 0600), NULL)};
-    const char *missing[] = {apr_pstrcat(pool, "file:", tmpdir, "/nope",
-                                         NULL)};
+    const char *ok[] = {apr_pstrcat(
+        pool, "file:", write_file("ok", "  " TOK "  \nx\n", 0600), NULL)};
+    const char *empty[] = {
+        apr_pstrcat(pool, "file:", write_file("empty", "\n", 0600), NULL)};
+    const char *missing[] = {
+        apr_pstrcat(pool, "file:", tmpdir, "/nope", NULL)};
     char *err;
 
     (void)state;
@@ -484,8 +489,8 @@ static void test_resolve_exec(void **state)
     unsigned char d[RV_DIGEST_LEN];
     int is_short;
     const char *prog = write_file("prog", "#!/bin/sh\necho \"$1\"\n", 0700);
-    const char *fail = write_file("fail", "#!/bin/sh\necho " TOK "\nexit 3\n",
-                                  0700);
+    const char *fail =
+        write_file("fail", "#!/bin/sh\necho " TOK "\nexit 3\n", 0700);
     const char *silent = write_file("silent", "#!/bin/sh\nexit 0\n", 0700);
     const char *ok[] = {apr_pstrcat(pool, "exec:", prog, NULL), TOK};
     const char *failing[] = {apr_pstrcat(pool, "exec:", fail, NULL)};
@@ -496,8 +501,8 @@ static void test_resolve_exec(void **state)
     assert_null(resolve(2, ok, d, &is_short));
     assert_digest_of(d, TOK);
     assert_non_null(strstr(resolve(1, failing, d, &is_short), "failed"));
-    assert_non_null(strstr(resolve(1, nothing, d, &is_short),
-                           "printed nothing"));
+    assert_non_null(
+        strstr(resolve(1, nothing, d, &is_short), "printed nothing"));
     assert_non_null(resolve(1, absent, d, &is_short));
 }
 

@@ -29,19 +29,22 @@ static void test_body_ok(void **state)
 
     (void)state;
     assert_null(body("{\"verification-token\":\"abc\",\"challenge\":\"" UUID
-                     "\"}", &tok, &ch));
+                     "\"}",
+                     &tok, &ch));
     assert_string_equal(tok, "abc");
     assert_string_equal(ch, UUID);
     /* Whitespace, other members and escapes are JSON's business. */
     assert_null(body(" {\"challenge\" : \"x\", \"extra\": [1, {}],\n"
-                     " \"verification-token\": \"a\\u0062c\"} \n", &tok, &ch));
+                     " \"verification-token\": \"a\\u0062c\"} \n",
+                     &tok, &ch));
     assert_string_equal(tok, "abc");
     assert_string_equal(ch, "x");
 }
 
 static void test_body_refused(void **state)
 {
-    static const char ok[] = "{\"verification-token\":\"a\",\"challenge\":\"b\"}";
+    static const char ok[] =
+        "{\"verification-token\":\"a\",\"challenge\":\"b\"}";
     const char *tok, *ch;
     char big[RV_HS_BODY_MAX + 2];
     char deep[2 * 3000 + 1];
@@ -49,35 +52,40 @@ static void test_body_refused(void **state)
     (void)state;
     assert_non_null(body("", &tok, &ch));
     assert_non_null(body("not json", &tok, &ch));
-    assert_non_null(body("[\"verification-token\", \"challenge\"]", &tok, &ch));
+    assert_non_null(
+        body("[\"verification-token\", \"challenge\"]", &tok, &ch));
     assert_non_null(body("\"abc\"", &tok, &ch));
     assert_non_null(body("{\"verification-token\":\"a\"}", &tok, &ch));
     assert_non_null(body("{\"challenge\":\"a\"}", &tok, &ch));
-    assert_non_null(body("{\"verification-token\":1,\"challenge\":\"a\"}",
-                         &tok, &ch));
-    assert_non_null(body("{\"verification-token\":\"a\",\"challenge\":null}",
-                         &tok, &ch));
+    assert_non_null(
+        body("{\"verification-token\":1,\"challenge\":\"a\"}", &tok, &ch));
+    assert_non_null(
+        body("{\"verification-token\":\"a\",\"challenge\":null}", &tok, &ch));
     assert_non_null(strstr(body("{\"verification-token\":\"a\","
                                 "\"challenge\":\"b\",\"challenge\":\"c\"}",
-                                &tok, &ch), "JSON"));
+                                &tok, &ch),
+                           "JSON"));
     assert_non_null(body("{\"verification-token\":\"a\",\"challenge\":\"b\"}x",
                          &tok, &ch));
-    assert_non_null(body("{\"verification-token\":\"a\",\"challenge\":\"b\"}{}",
-                         &tok, &ch));
+    assert_non_null(body(
+        "{\"verification-token\":\"a\",\"challenge\":\"b\"}{}", &tok, &ch));
     assert_non_null(body("{\"verification-token\":\"a\\u0000b\","
-                         "\"challenge\":\"b\"}", &tok, &ch));
+                         "\"challenge\":\"b\"}",
+                         &tok, &ch));
     assert_non_null(body("{\"verification-token\":\"\xff\","
-                         "\"challenge\":\"b\"}", &tok, &ch));
+                         "\"challenge\":\"b\"}",
+                         &tok, &ch));
     assert_non_null(body("{\"verification-token\":\"a\",\"challenge\":\"b\","
-                         "\"n\":123456789012345678901234567890}", &tok, &ch));
+                         "\"n\":123456789012345678901234567890}",
+                         &tok, &ch));
     memset(deep, '[', 3000);
     memset(deep + 3000, ']', 3000);
     deep[6000] = '\0';
     assert_non_null(rv_hs_parse_body(pool, deep, 6000, &tok, &ch));
     memset(big, ' ', sizeof(big));
     memcpy(big, ok, strlen(ok));
-    assert_non_null(strstr(rv_hs_parse_body(pool, big, RV_HS_BODY_MAX + 1,
-                                            &tok, &ch), "4 KiB"));
+    assert_non_null(strstr(
+        rv_hs_parse_body(pool, big, RV_HS_BODY_MAX + 1, &tok, &ch), "4 KiB"));
     assert_null(rv_hs_parse_body(pool, big, RV_HS_BODY_MAX, &tok, &ch));
 }
 
@@ -99,12 +107,14 @@ static void test_query(void **state)
     const char *tok, *ch;
 
     (void)state;
-    assert_null(rv_hs_parse_query(pool, "challenge=" UUID
-                                  "&verification-token=abc", &tok, &ch));
+    assert_null(rv_hs_parse_query(
+        pool, "challenge=" UUID "&verification-token=abc", &tok, &ch));
     assert_string_equal(ch, UUID);
     assert_string_equal(tok, "abc");
-    assert_null(rv_hs_parse_query(pool, "a=1&verification-token=a%2Bb%2f"
-                                  "&challenge=x&b", &tok, &ch));
+    assert_null(rv_hs_parse_query(pool,
+                                  "a=1&verification-token=a%2Bb%2f"
+                                  "&challenge=x&b",
+                                  &tok, &ch));
     assert_string_equal(tok, "a+b/");
     assert_string_equal(ch, "x");
     assert_null(rv_hs_parse_query(pool, "challenge=x", &tok, &ch));
@@ -113,11 +123,11 @@ static void test_query(void **state)
     assert_string_equal(ch, "");
     assert_non_null(rv_hs_parse_query(pool, NULL, &tok, &ch));
     assert_non_null(rv_hs_parse_query(pool, "", &tok, &ch));
-    assert_non_null(rv_hs_parse_query(pool, "verification-token=abc",
-                                      &tok, &ch));
+    assert_non_null(
+        rv_hs_parse_query(pool, "verification-token=abc", &tok, &ch));
     assert_non_null(rv_hs_parse_query(pool, "challengex=1", &tok, &ch));
-    assert_non_null(rv_hs_parse_query(pool, "challenge=a&challenge=b",
-                                      &tok, &ch));
+    assert_non_null(
+        rv_hs_parse_query(pool, "challenge=a&challenge=b", &tok, &ch));
     assert_non_null(rv_hs_parse_query(pool, "challenge=a%2", &tok, &ch));
     assert_non_null(rv_hs_parse_query(pool, "challenge=a%zz", &tok, &ch));
     assert_non_null(rv_hs_parse_query(pool, "challenge=a%00b", &tok, &ch));
@@ -149,13 +159,14 @@ static void test_redact(void **state)
     assert_null(rv_hs_redact_query(pool, NULL));
     assert_null(rv_hs_redact_query(pool, "challenge=x&a=b"));
     assert_null(rv_hs_redact_query(pool, "x=verification-token"));
-    assert_string_equal(rv_hs_redact_query(pool, "challenge=x&"
+    assert_string_equal(rv_hs_redact_query(pool,
+                                           "challenge=x&"
                                            "verification-token=secret&a=b"),
                         "challenge=x&verification-token=REDACTED&a=b");
     assert_string_equal(rv_hs_redact_query(pool, "verification-token"),
                         "verification-token=REDACTED");
     assert_string_equal(rv_hs_redact_query(pool, "verification-token=&"
-                                           "verification-token=s2"),
+                                                 "verification-token=s2"),
                         "verification-token=REDACTED&"
                         "verification-token=REDACTED");
 }
@@ -163,12 +174,9 @@ static void test_redact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_body_ok),
-        cmocka_unit_test(test_body_refused),
-        cmocka_unit_test(test_json_types),
-        cmocka_unit_test(test_query),
-        cmocka_unit_test(test_challenge),
-        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_body_ok),    cmocka_unit_test(test_body_refused),
+        cmocka_unit_test(test_json_types), cmocka_unit_test(test_query),
+        cmocka_unit_test(test_challenge),  cmocka_unit_test(test_redact),
     };
     int failed;
 

@@ -99,7 +99,8 @@ static void test_store_reserve_in(void **state)
     for (i = 2999; i >= 0; i--) {
         snprintf(key, sizeof(key), "t%d", i);
         assert_int_equal(rv_store_reserve_in(st, i % 2 ? "a:1" : "b:1", key,
-                                             RV_M_NAME_SPAN), first[i]);
+                                             RV_M_NAME_SPAN),
+                         first[i]);
     }
     assert_int_equal(rv_store_reserve(st, "prod", RV_M_NAME_SPAN), plain);
     assert_int_equal(rv_store_reserve_in(st, "b:1", "prod", RV_M_NAME_SPAN),
@@ -238,13 +239,16 @@ static void test_metric_reasons(void **state)
 }
 
 static rv_series sample[] = {
-    {.metric = RV_M_REQUESTS_DENIED, .vhost = "b.test:443",
+    {.metric = RV_M_REQUESTS_DENIED,
+     .vhost = "b.test:443",
      .label = "wrong-token"},
     {.metric = RV_M_REQUESTS_ACCEPTED, .vhost = "b.test:443", .label = "prod"},
-    {.metric = RV_M_REQUESTS_ACCEPTED, .vhost = "a.test:443",
+    {.metric = RV_M_REQUESTS_ACCEPTED,
+     .vhost = "a.test:443",
      .label = "staging"},
     {.metric = RV_M_REQUESTS_ACCEPTED, .vhost = "a.test:443", .label = "prod"},
-    {.metric = RV_M_HANDSHAKES_REFUSED, .vhost = "odd\"host\\\n:1",
+    {.metric = RV_M_HANDSHAKES_REFUSED,
+     .vhost = "odd\"host\\\n:1",
      .label = "missing"},
 };
 
