@@ -922,6 +922,13 @@ class Bench:
         self.micro_rows = [json.loads(l) for l in r.stdout.splitlines()
                            if l.startswith('{')]
 
+    def sample_memory(self):
+        """Resident memory of the startup servers as started and checked,
+        before any of them serves load (which grows a child's RSS)."""
+        self.fresh_rss = {key: (self.s[key].child_rss_kib(),
+                                rss_kib(self.s[key].pid))
+                          for key in ('mod1', 'mod10k', 'def10k')}
+
     def startup(self):
         res = {}
         for key in ('mod1', 'mod10k', 'def10k'):
@@ -938,8 +945,8 @@ class Bench:
                                      % (key, r.stdout + r.stderr))
             res[key] = {'t_median': statistics.median(times),
                         't_min': min(times),
-                        'child_rss_kib': srv.child_rss_kib(),
-                        'parent_rss_kib': rss_kib(srv.pid)}
+                        'child_rss_kib': self.fresh_rss[key][0],
+                        'parent_rss_kib': self.fresh_rss[key][1]}
         self.startup_res = res
 
     # -- report --------------------------------------------------------------
@@ -1282,7 +1289,7 @@ class Bench:
                 'reported as not available')
         self.build_servers()
         self.phase('start and check %d servers' % len(self.servers),
-                   self.start_servers, self.validate)
+                   self.start_servers, self.validate, self.sample_memory)
         todo = self.args.phases.split(',')
         if 'load' in todo:
             self.phase('load (wrk)', self.warm, self.load)
