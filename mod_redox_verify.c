@@ -1094,6 +1094,28 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return OK;
 }
 
+/* Lays the counters out (unless rv already says planning failed) and
+ * says so; a start that cannot have its counters fails. */
+static int lay_out_or_fail(apr_status_t rv, server_rec *s, const char *what)
+{
+    if (rv == APR_SUCCESS) {
+        rv = lay_out();
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "redox_verify: cannot create the shared memory for %u "
+                     "counters",
+                     (unsigned)rv_store_used(store));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                 "redox_verify: %s%d series, %u counters in %d shared "
+                 "memory segment(s)",
+                 what, series_count, (unsigned)rv_store_used(store),
+                 rv_store_segments(store));
+    return OK;
+}
+
 /* Runs once per generation with the whole configuration read (and once
  * more, first, for httpd's dry run at startup, which is skipped).
  *
@@ -1119,22 +1141,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               s->process->pool);
     }
     rv = plan_counters(pconf, s);
-    if (rv == APR_SUCCESS) {
-        rv = lay_out();
-    }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "redox_verify: cannot "
-                     "create the shared memory for %u counters",
-                     (unsigned)rv_store_used(store));
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "redox_verify: %d series, "
-                 "%u counters in %d shared memory segment(s)",
-                 series_count, (unsigned)rv_store_used(store),
-                 rv_store_segments(store));
-    return OK;
+    return lay_out_or_fail(rv, s, "");
 }
 
 /* pre_mpm runs at startup and after a hard restart (SIGHUP, apachectl
@@ -1144,28 +1151,15 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
  * series. */
 static int pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
 {
-    apr_status_t rv;
-
     (void)p;
     (void)sb_type;
     if (store == NULL || layout_servers == NULL) {
         return OK;
     }
     rv_store_reset(store);
-    rv = lay_out();
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, ap_server_conf,
-                     "redox_verify: cannot create the shared memory for %u "
-                     "counters",
-                     (unsigned)rv_store_used(store));
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
-                 "redox_verify: "
-                 "counters start from zero (startup or hard restart): %u "
-                 "counters in %d shared memory segment(s)",
-                 (unsigned)rv_store_used(store), rv_store_segments(store));
-    return OK;
+    return lay_out_or_fail(APR_SUCCESS, ap_server_conf,
+                           "counters start from zero (startup or hard "
+                           "restart): ");
 }
 
 /* ------------------------------------------------------------------ */
