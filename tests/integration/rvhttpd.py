@@ -214,14 +214,8 @@ def unexpected_log_lines(text, allowed=()):
 # ---------------------------------------------------------------------------
 # HTTP client with exact control over the header lines sent
 # ---------------------------------------------------------------------------
-class Response:
-    def __init__(self, status, headers, body, rid, path, backend=None):
-        self.status = status
-        self.headers = headers  # list of (name, value)
-        self.body = body
-        self.rid = rid
-        self.path = path
-        self._backend = backend
+class HeaderAccess:
+    """Header lookup on .headers (a list of (name, value)) and .body."""
 
     def header_values(self, name):
         return [v for k, v in self.headers if k.lower() == name.lower()]
@@ -233,6 +227,16 @@ class Response:
     @property
     def text(self):
         return self.body.decode("utf-8", "replace")
+
+
+class Response(HeaderAccess):
+    def __init__(self, status, headers, body, rid, path, backend=None):
+        self.status = status
+        self.headers = headers  # list of (name, value)
+        self.body = body
+        self.rid = rid
+        self.path = path
+        self._backend = backend
 
     @property
     def backend_requests(self):
@@ -557,17 +561,28 @@ class Httpd:
                 return lines
             time.sleep(0.05)
 
-    def access_lines(self, needle, timeout=3.0):
+    def access_lines(self, needle, timeout=3.0, log=None):
+        """Lines of the access log (or of the server root's file log)
+        containing needle, polling until one shows up or timeout."""
+        path = self.path(log) if log else self.access_log
         deadline = time.time() + timeout
         while True:
             try:
-                text = self.access_log.read_text(errors="replace")
+                text = path.read_text(errors="replace")
             except OSError:
                 text = ""
             lines = [l for l in text.splitlines() if needle in l]
             if lines or time.time() > deadline:
                 return lines
             time.sleep(0.05)
+
+    def access_fields(self, rid):
+        """(REDOX_SOURCE, REDOX_VERIFY) of the one access-log line of rid."""
+        lines = self.access_lines(rid)
+        assert len(lines) == 1, lines
+        m = re.search(r" rvsrc=(\S*) rvver=(\S*)$", lines[0])
+        assert m, lines[0]
+        return m.group(1), m.group(2)
 
     # -- requests ------------------------------------------------------------------
     def request(self, path, host="localhost", headers=(), method="GET", body=None, port=None,

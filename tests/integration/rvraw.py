@@ -14,24 +14,13 @@ import rvhttpd
 CRLF = b"\r\n"
 
 
-class RawResponse:
+class RawResponse(rvhttpd.HeaderAccess):
     def __init__(self, version, status, reason, headers, body):
         self.version = version      # b"HTTP/1.1", or None for an HTTP/0.9 answer
         self.status = status        # int, or None for an HTTP/0.9 answer
         self.reason = reason
         self.headers = headers      # list of (name, value) as str
         self.body = body            # bytes
-
-    def header_values(self, name):
-        return [v for k, v in self.headers if k.lower() == name.lower()]
-
-    def header(self, name):
-        vals = self.header_values(name)
-        return vals[0] if vals else None
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
 
     def __repr__(self):
         return "<RawResponse %s %s %r body=%r>" % (self.status, self.reason, self.headers,

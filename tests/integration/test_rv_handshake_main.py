@@ -6,9 +6,7 @@ bodies, Expect: 100-continue, hostile JSON) are under the test's control;
 every test asserts the exact status and what the recording backend got."""
 
 import json
-import re
 import socket
-import time
 
 import pytest
 
@@ -235,11 +233,7 @@ def get(srv, token, challenge=UUID, path="/proxy/{rid}", host=A, **kw):
 # assertions
 # ---------------------------------------------------------------------------
 def access_fields(srv, rid):
-    lines = srv.access_lines(rid)
-    assert len(lines) == 1, lines
-    m = re.search(r" rvsrc=(\S*) rvver=(\S*)$", lines[0])
-    assert m, lines[0]
-    return m.group(1), m.group(2)
+    return srv.access_fields(rid)
 
 
 def client_lines(srv, r, needle, want=1):
@@ -749,16 +743,7 @@ def test_rv_hs_not_a_handshake_reason_at_debug(hs):
 
 def _uq_lines(srv, rid, timeout=3.0):
     """Lines of the %U%q access log that contain rid."""
-    deadline = time.time() + timeout
-    while True:
-        try:
-            text = srv.path("logs/access-uq.log").read_text(errors="replace")
-        except OSError:
-            text = ""
-        lines = [l for l in text.splitlines() if rid in l]
-        if lines or time.time() > deadline:
-            return lines
-        time.sleep(0.05)
+    return srv.access_lines(rid, timeout, log="logs/access-uq.log")
 
 
 def _all_logs():
