@@ -15,6 +15,9 @@
 #   make load     LOAD_SECONDS (default 60) of wrk load, graceful restarts
 #                 and a token rotation against the built module
 #   make load-asan  the same, shorter, against the ASan+UBSan build
+#   make fresh-test the README's two commands (make test, make run and its
+#                 curl lines) on the committed HEAD in a brand-new Debian 12
+#                 root made by debootstrap, in a chroot (as root)
 
 APXS      ?= $(shell command -v apxs2 || command -v apxs || echo apxs)
 PYTHON    ?= /usr/bin/python3
@@ -51,7 +54,7 @@ DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 .PHONY: all deps deps-build deps-deb deps-bench run test unit integration \
         install-test install uninstall man deb bench bench-quick format clean \
         deps-asan asan asan-build deps-lint lint deps-fuzz fuzz fuzz-build \
-        deps-load load load-asan
+        deps-load load load-asan fresh-test
 
 all: $(MODULE)
 
@@ -65,7 +68,7 @@ $(MODULE): $(SRCS) $(HDRS)
 
 # Installs only what is missing, so it is quick on a prepared machine.
 deps-build:
-	@tools/ensure-debs $(DEB_BUILD)
+	@tools/ensure-debs --current $(DEB_BUILD)
 
 deps-deb: deps-build
 	@tools/ensure-debs $(DEB_PACKAGE)
@@ -327,3 +330,11 @@ load-asan: deps-build deps-asan deps-load
 
 clean:
 	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) $(RELOAD_SO) build bench/micro
+
+# ---------------------------------------------------------------------------
+# The README's two commands on a brand-new Debian 12: tools/fresh-test
+# debootstraps a minbase root (kept as a tarball in /var/cache and unpacked
+# afresh for every run), adds git and make, clones the committed HEAD and
+# runs make test and make run there in a chroot.  Logs in build/fresh/.
+fresh-test:
+	@tools/fresh-test
