@@ -29,6 +29,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_listen.h"
+#include "mod_core.h"
 #include "mod_status.h"
 #include "scoreboard.h"
 
@@ -62,11 +63,16 @@ typedef struct {
      * VirtualHost (stride 0); one in the main server serves them all. */
     apr_uint32_t *first;
     apr_uint32_t stride;
+    /* The set's longest token, checked against LimitRequestFieldSize. */
+    apr_size_t longest;
+    const char *longest_name;
+    const char *longest_where; /* file:line */
 } rv_token_counters;
 
 typedef struct {
     apr_uint32_t ordinal; /* position in the server list */
     apr_uint32_t block;   /* first counter of the VirtualHost block */
+    int verified;         /* a RedoxVerify On applies in this server */
 } rv_srv_conf;
 
 typedef struct {
@@ -79,17 +85,42 @@ typedef struct {
     rv_tokenset *tokens;         /* shared, never copied, by merges */
     rv_token_counters *counters; /* the counters of tokens' tokens */
     const char *scope;           /* where the RedoxVerify in force is */
+    /* RedoxVerify Off inside a verified scope: the scope it exempts from,
+     * which still applies to an ambiguous path (rv_path_ambiguous). */
+    const char *exempted_from;
 } rv_dir_conf;
 
-/* Remembered on a checked request.  When the token was accepted, an
- * internal redirect or sub-request, which no longer has the stripped
- * headers, is checked against its own scope with the same digest; when it
- * was denied, or a handshake was answered or refused, the fixup safety net
- * gives the same status again without a second log line. */
+/* What the module knows of a request.  The request the client sent (the
+ * original: neither a sub-request nor an internal redirect) carries its
+ * query as sent, before masking, and whether its verdict is counted yet.
+ * Each request a verdict is made for records it and the scope
+ * (per-directory configuration) it was made in: a request whose scope
+ * changes afterwards, as a fast internal redirect by mod_dir or
+ * mod_negotiation changes it, is checked again where it lands; an
+ * internal redirect or sub-request of an accepted request is checked
+ * against its own scope with the digest, since its headers are gone; the
+ * ErrorDocument of a refused request keeps the refusal's status. */
+typedef enum {
+    RV_V_NONE = 0, /* no verdict yet */
+    RV_V_ACCEPTED, /* a token was accepted: name, digest */
+    RV_V_REFUSED,  /* denied, or a handshake refused: status */
+    RV_V_ANSWERED, /* a handshake answered: DONE */
+    RV_V_DEFERRED  /* a sub-request of a handshake-shaped request, which
+                    * the request that runs answers or refuses */
+} rv_verdict;
+
 typedef struct {
+    const rv_dir_conf *scope; /* where the verdict was made */
+    rv_verdict verdict;
+    int status;
+    const char *outcome; /* REDOX_VERIFY */
+    const char *name;    /* the accepted token's NAME */
     unsigned char digest[RV_DIGEST_LEN];
-    const char *name; /* NULL when denied or a handshake */
-    int status;       /* the denial's or the handshake's status */
+    /* The original request: its query as sent, before masking (masked),
+     * and whether its verdict is counted yet. */
+    const char *args_as_sent;
+    int masked;
+    int counted;
 } rv_req_state;
 
 /* The counters of this generation.  Module globals are set in the parent
@@ -104,6 +135,10 @@ static int series_count;
  * pre_mpm lays the counters out afresh from them after a hard restart. */
 static server_rec *layout_servers;
 static const char **layout_labels;
+/* Does a RedoxVerify On apply anywhere in this generation's configuration?
+ * And where is the first literal token (mod_info shows it)? */
+static int any_verified;
+static const char *literal_token_at;
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
@@ -129,6 +164,14 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     /* Runs per request: plain field picks, the token set is shared. */
     conf->verify = add->verify != RV_UNSET ? add->verify : base->verify;
     conf->scope = add->verify != RV_UNSET ? add->scope : base->scope;
+    if (add->verify == 0) {
+        conf->exempted_from = base->verify == 1 ? base->scope
+                                                : base->exempted_from;
+    }
+    else {
+        conf->exempted_from =
+            add->verify == 1 ? NULL : base->exempted_from;
+    }
     conf->strip = add->strip != RV_UNSET ? add->strip : base->strip;
     conf->mode = add->mode != RV_UNSET ? add->mode : base->mode;
     conf->deny_status =
@@ -142,8 +185,9 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     return conf;
 }
 
-/* Per server only the counters' place, filled in by post_config; every
- * VirtualHost needs its own, so the merge inherits nothing. */
+/* Per server: whether a verified scope applies there, and the counters'
+ * place, filled in by post_config.  A VirtualHost inherits the main
+ * server's sections, so a RedoxVerify On there applies to every one. */
 static void *create_srv_conf(apr_pool_t *p, server_rec *s)
 {
     (void)s;
@@ -152,9 +196,11 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
 
 static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 {
-    (void)basev;
-    (void)addv;
-    return apr_pcalloc(p, sizeof(rv_srv_conf));
+    const rv_srv_conf *base = basev, *add = addv;
+    rv_srv_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->verified = base->verified || add->verified;
+    return conf;
 }
 
 static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
@@ -162,6 +208,14 @@ static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
     rv_dir_conf *conf = dconf;
 
     conf->verify = on;
+    if (on) {
+        rv_srv_conf *sc =
+            ap_get_module_config(cmd->server->module_config,
+                                 &redox_verify_module);
+
+        sc->verified = 1;
+        any_verified = 1;
+    }
     conf->scope =
         apr_psprintf(cmd->pool, "%s (%s:%d)",
                      cmd->path                 ? cmd->path
@@ -177,8 +231,8 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
     rv_dir_conf *conf = dconf;
     unsigned char digest[RV_DIGEST_LEN];
     char **args;
-    const char *err;
-    int is_short;
+    const char *err, *where;
+    apr_size_t len;
 
     if (argc < 2) {
         return "RedoxVerificationToken: expects NAME VALUE";
@@ -214,7 +268,7 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
         }
         args[0] = apr_pstrcat(cmd->temp_pool, "file:", path, NULL);
     }
-    err = rv_resolve_value(cmd->temp_pool, argc - 1, args, digest, &is_short);
+    err = rv_resolve_value(cmd->temp_pool, argc - 1, args, digest, &len);
     if (err == NULL) {
         if (conf->tokens == NULL) {
             rv_token_counters *tc = apr_pcalloc(cmd->pool, sizeof(*tc));
@@ -233,15 +287,24 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
         return apr_psprintf(cmd->pool, "RedoxVerificationToken %s: %s",
                             argv[0], err);
     }
-    if (is_short) {
+    where = apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
+                         cmd->directive->line_num);
+    if (len > conf->counters->longest) {
+        conf->counters->longest = len;
+        conf->counters->longest_name = apr_pstrdup(cmd->pool, argv[0]);
+        conf->counters->longest_where = where;
+    }
+    if (literal_token_at == NULL && rv_value_is_literal(args[0])) {
+        literal_token_at = apr_psprintf(cmd->pool, "%s (%s)", argv[0], where);
+    }
+    if (len > 0 && len < RV_SHORT_TOKEN) {
         /* NULL server: a VirtualHost has no error log while the
          * configuration is read, so this goes to the startup stderr. */
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
-                     "redox_verify: RedoxVerificationToken %s (%s:%d) is "
+                     "redox_verify: RedoxVerificationToken %s (%s) is "
                      "shorter than %d characters; Redox asks for long, "
                      "hard-to-guess tokens",
-                     argv[0], cmd->directive->filename,
-                     cmd->directive->line_num, RV_SHORT_TOKEN);
+                     argv[0], where, RV_SHORT_TOKEN);
     }
     return NULL;
 }
@@ -375,151 +438,95 @@ static APR_INLINE void count_token(const request_rec *r,
 }
 
 /* ------------------------------------------------------------------ */
-/* The access check                                                    */
+/* What the module knows of a request                                  */
 
-/* The token accepted for this request or for the request it came from
- * (internal redirect: r->prev; sub-request: r->main). */
-static const rv_req_state *prior_state(const request_rec *r)
+/* Set, with no allocation, on a request of a server where no verified
+ * scope applies: the log hook tells it from a request that httpd refused
+ * before post_read_request ran. */
+static const char rv_unverified_server;
+
+static APR_INLINE const rv_dir_conf *dir_conf(const request_rec *r)
 {
-    for (; r != NULL; r = r->main ? r->main : r->prev) {
-        const rv_req_state *st =
-            ap_get_module_config(r->request_config, &redox_verify_module);
-        if (st != NULL && st->name != NULL) {
+    return ap_get_module_config(r->per_dir_config, &redox_verify_module);
+}
+
+static rv_req_state *own_state(const request_rec *r)
+{
+    void *st = ap_get_module_config(r->request_config, &redox_verify_module);
+
+    return st == &rv_unverified_server ? NULL : st;
+}
+
+static rv_req_state *make_state(request_rec *r)
+{
+    rv_req_state *st = own_state(r);
+
+    if (st == NULL) {
+        st = apr_pcalloc(r->pool, sizeof(*st));
+        ap_set_module_config(r->request_config, &redox_verify_module, st);
+    }
+    return st;
+}
+
+/* The request the client sent, that r is a sub-request or an internal
+ * redirect of. */
+static request_rec *original_request(request_rec *r)
+{
+    while (r->main != NULL || r->prev != NULL) {
+        r = r->main != NULL ? r->main : r->prev;
+    }
+    return r;
+}
+
+/* The latest verdict made on r or on a request it came from (internal
+ * redirect: r->prev; sub-request: r->main); deferrals are no verdict. */
+static const rv_req_state *verdict_before(const request_rec *r)
+{
+    for (; r != NULL; r = r->main != NULL ? r->main : r->prev) {
+        const rv_req_state *st = own_state(r);
+
+        if (st != NULL && st->verdict != RV_V_NONE
+            && st->verdict != RV_V_DEFERRED) {
             return st;
         }
     }
     return NULL;
 }
 
-/* Header names that a backend may take for the same: case aside, CGI-style
- * environments (HTTP_X_REDOX_SOURCE) read '_' and '-' alike. */
-static int same_header(const char *a, const char *b)
+/* Is r in a verified scope: RedoxVerify On, or an exemption from one
+ * (RedoxVerify Off inside it) that does not apply because the path, as
+ * sent, is one a backend may resolve elsewhere (rv_path_ambiguous). */
+static int in_verified_scope(const request_rec *r, const rv_dir_conf *conf)
 {
-    for (; *a && *b; a++, b++) {
-        if (apr_tolower(*a) != apr_tolower(*b)
-            && !((*a == '-' || *a == '_') && (*b == '-' || *b == '_'))) {
-            return 0;
-        }
+    if (conf->verify == 1) {
+        return 1;
     }
-    return *a == *b;
+    if (conf->verify == 0 && conf->exempted_from != NULL
+        && rv_path_ambiguous(r->unparsed_uri)) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "redox_verify: the exemption %s does not apply to an "
+                      "ambiguous path: verified as %s says",
+                      conf->scope, conf->exempted_from);
+        return 1;
+    }
+    return 0;
 }
 
-/* No client-sent RedoxSourceHeader, nor a look-alike, reaches a backend. */
-static void unset_source_header(request_rec *r, const rv_dir_conf *conf)
+/* Counts a verdict once per request the client sent, whichever of its
+ * requests makes the first one. */
+static int first_verdict(request_rec *r)
 {
-    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    int i = 0;
+    rv_req_state *orig = make_state(original_request(r));
 
-    while (i < arr->nelts) {
-        if (e[i].key != NULL && same_header(e[i].key, conf->source_header)) {
-            apr_table_unset(r->headers_in, e[i].key);
-            i = 0; /* unset moved the entries: start over */
-            continue;
-        }
-        i++;
+    if (orig->counted) {
+        return 0;
     }
-}
-
-/* Records the outcome of this request's check (see rv_req_state). */
-static void remember(request_rec *r, const unsigned char *digest,
-                     const char *name, int status)
-{
-    rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
-
-    if (digest != NULL) {
-        memcpy(st->digest, digest, RV_DIGEST_LEN);
-    }
-    st->name = name;
-    st->status = status;
-    ap_set_module_config(r->request_config, &redox_verify_module, st);
-}
-
-/* One place builds every denial: status, WWW-Authenticate, log line. */
-static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
-                const char *what)
-{
-    int status =
-        conf->deny_status != RV_UNSET ? conf->deny_status : HTTP_UNAUTHORIZED;
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
-
-    remember(r, NULL, NULL, status);
-    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(why));
-    /* A denied request's body is not wanted: closing the connection spares
-     * httpd from reading and discarding it (up to LimitRequestBody) to
-     * keep the connection alive.  Redox retries a refused delivery. */
-    if (apr_table_get(r->headers_in, "Transfer-Encoding") != NULL
-        || (cl != NULL && strcmp(cl, "0") != 0)) {
-        r->connection->keepalive = AP_CONN_CLOSE;
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
-                  "scope %s%s",
-                  what, rv_outcome_name(why), r->uri, ap_get_server_name(r),
-                  (unsigned)ap_get_server_port(r), conf->scope,
-                  why == RV_NO_TOKENS
-                      ? "; RedoxVerify is On but no "
-                        "RedoxVerificationToken is in effect here"
-                      : "");
-    if (status == HTTP_UNAUTHORIZED) {
-        const char *realm = ap_auth_name(r);
-        const char *error = "";
-
-        if (why == RV_WRONG_TOKEN || why == RV_MISMATCH) {
-            error = ", error=\"invalid_token\"";
-        }
-        else if (why == RV_MALFORMED) {
-            error = ", error=\"invalid_request\"";
-        }
-        apr_table_setn(r->err_headers_out,
-                       (PROXYREQ_PROXY == r->proxyreq) ? "Proxy-Authenticate"
-                                                       : "WWW-Authenticate",
-                       apr_pstrcat(r->pool, "Bearer realm=\"",
-                                   realm ? realm : RV_DEFAULT_REALM, "\"",
-                                   error, NULL));
-    }
-    return status;
-}
-
-/* bearer_accepted: the check has just accepted a Bearer Authorization
- * header, so stripping need not parse it again. */
-static void accept_request(request_rec *r, const rv_dir_conf *conf,
-                           const unsigned char *digest, const char *name,
-                           int bearer_accepted)
-{
-    remember(r, digest, name, OK);
-    apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
-    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(RV_OK));
-    if (conf->strip != 0) {
-        const char *tok;
-        apr_size_t len;
-
-        apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
-        if (bearer_accepted
-            || rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
-                               &tok, &len)
-                   != RV_ABSENT) {
-            apr_table_unset(r->headers_in, "Authorization");
-        }
-        /* An h2c upgrade would run this request again, as stream 1 of the
-         * new connection, from a copy of the headers just stripped, and so
-         * deny it: serve it as HTTP/1.1 (a server may ignore Upgrade). */
-        if (ap_find_token(r->pool, apr_table_get(r->headers_in, "Upgrade"),
-                          "h2c")) {
-            apr_table_unset(r->headers_in, "Upgrade");
-        }
-    }
-    if (conf->source_header) {
-        unset_source_header(r, conf);
-        apr_table_setn(r->headers_in, conf->source_header, name);
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                  "redox_verify: accepted \"%s\": uri \"%s\", scope %s", name,
-                  r->uri, conf->scope);
+    orig->counted = 1;
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
-/* The handshake                                                       */
+/* Masking the query token                                             */
 
 /* Masks the token in the query of s (a request line or a URI): from the
  * first '?' to the first space or '#'.  Returns s when there is none. */
@@ -542,9 +549,9 @@ static char *redact_in(apr_pool_t *p, char *s)
 }
 
 /* A token in the URL (the GET handshake) must not reach the access log's
- * %r, %U%q or %{...}q, nor a backend: mask it in every copy of the query.
- * The request line and the URI are masked on their own, since a rewrite
- * may have changed r->args. */
+ * %r, %U%q or %{...}q, mod_status, httpd's own error-log lines, nor a
+ * backend: mask it in every copy of the query.  The request line and the
+ * URI are masked on their own, since a rewrite may have changed r->args. */
 static void redact_query(request_rec *r)
 {
     char *args = rv_hs_redact_query(r->pool, r->args);
@@ -557,15 +564,230 @@ static void redact_query(request_rec *r)
     }
 }
 
-/* httpd logs a request it refused before any access check ran (a 400 for
- * a bad header line, a 414 for a long request line) with the request line
- * as received, and the scope of such a request is not known: mask a
- * handshake token in every logged copy of the query, whatever the scope. */
-static int redact_for_log(request_rec *r)
+/* post_read_request, first: in a server where a verified scope applies,
+ * the query token is masked before anything copies the request line or
+ * the URI (mod_status's scoreboard, httpd's own error-log lines, the URL
+ * that mod_proxy's nocanon or mod_rewrite's [P,NE] build, CGI's
+ * REQUEST_URI).  The handshake reads the query as sent, kept here.  In
+ * other servers the query is left alone: other applications may use a
+ * parameter of that name. */
+static int mask_request(request_rec *r)
 {
+    const rv_srv_conf *sc =
+        ap_get_module_config(r->server->module_config, &redox_verify_module);
+    rv_req_state *st;
+
+    if (!sc->verified) {
+        ap_set_module_config(r->request_config, &redox_verify_module,
+                             (void *)&rv_unverified_server);
+        return DECLINED;
+    }
+    st = make_state(r);
+    st->args_as_sent = r->args;
+    st->masked = 1;
     redact_query(r);
     return DECLINED;
 }
+
+/* httpd logs a request it refused before post_read_request ran (a 400 for
+ * a bad header line, a 414 for a long request line) with the request line
+ * as received, before its server is known for sure: mask a query token
+ * there when a verified scope applies anywhere. */
+static int mask_for_log(request_rec *r)
+{
+    if (any_verified
+        && ap_get_module_config(r->request_config, &redox_verify_module)
+               == NULL) {
+        redact_query(r);
+    }
+    return DECLINED;
+}
+
+/* ------------------------------------------------------------------ */
+/* Refusing and accepting                                              */
+
+/* No client-sent RedoxSourceHeader, nor a look-alike, reaches a backend. */
+static void unset_source_header(request_rec *r, const rv_dir_conf *conf)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i = 0;
+
+    while (i < arr->nelts) {
+        if (e[i].key != NULL && rv_same_header(e[i].key, conf->source_header)) {
+            apr_table_unset(r->headers_in, e[i].key);
+            i = 0; /* unset moved the entries: start over */
+            continue;
+        }
+        i++;
+    }
+}
+
+/* A refused request goes on to an ErrorDocument, which may be a CGI or a
+ * proxied application: the token it presented and its body go nowhere.
+ * The body is not read either: the connection closes after the answer
+ * (Redox retries a refused delivery), so httpd does not read and discard
+ * it, up to LimitRequestBody, to keep the connection alive. */
+static void drop_presented(request_rec *r, const rv_dir_conf *conf)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+
+    apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
+    if (conf->mode != RV_HDR_VTOKEN) {
+        const char *tok;
+        apr_size_t len;
+
+        if (rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
+                            &tok, &len)
+            != RV_ABSENT) {
+            apr_table_unset(r->headers_in, "Authorization");
+        }
+    }
+    if (conf->source_header) {
+        unset_source_header(r, conf);
+    }
+    if (apr_table_get(r->headers_in, "Transfer-Encoding") != NULL
+        || (cl != NULL && strcmp(cl, "0") != 0)) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        apr_table_unset(r->headers_in, "Transfer-Encoding");
+        apr_table_unset(r->headers_in, "Content-Length");
+    }
+}
+
+/* One place builds every refusal: the status (RedoxDenyStatus, or 400 for
+ * a bad challenge), WWW-Authenticate, REDOX_VERIFY, the log line and the
+ * verdict.  quiet: the ErrorDocument of a request refused already, itself
+ * in a verified scope; refused again with the first refusal's status
+ * (httpd keeps it), logged at debug. */
+static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
+                  const char *what, const char *name, int quiet)
+{
+    int status = why == RV_BAD_CHALLENGE ? HTTP_BAD_REQUEST
+                 : conf->deny_status != RV_UNSET ? conf->deny_status
+                                                 : HTTP_UNAUTHORIZED;
+    rv_req_state *st = make_state(r);
+    const char *doc;
+
+    st->scope = conf;
+    st->verdict = RV_V_REFUSED;
+    st->status = status;
+    st->outcome = rv_outcome_name(why);
+    st->name = NULL;
+    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, st->outcome);
+    drop_presented(r, conf);
+    if (why == RV_BAD_CHALLENGE) {
+        apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
+        ap_log_rerror(APLOG_MARK, quiet ? APLOG_DEBUG : APLOG_ERR, 0, r,
+                      "redox_verify: handshake refused %s: token \"%s\" "
+                      "accepted but the challenge is not 1 to %d of "
+                      "A-Z a-z 0-9 . _ ~ -: uri \"%s\", scope %s",
+                      st->outcome, name, RV_HS_CHALLENGE_MAX, r->uri,
+                      conf->scope);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, quiet ? APLOG_DEBUG : APLOG_ERR, 0, r,
+                      "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
+                      "scope %s%s",
+                      what, st->outcome, r->uri, ap_get_server_name(r),
+                      (unsigned)ap_get_server_port(r), conf->scope,
+                      why == RV_NO_TOKENS
+                          ? "; RedoxVerify is On but no "
+                            "RedoxVerificationToken is in effect here"
+                          : "");
+    }
+    if (status == HTTP_UNAUTHORIZED) {
+        const char *realm = ap_auth_name(r);
+        const char *error = "";
+
+        if (why == RV_WRONG_TOKEN || why == RV_MISMATCH) {
+            error = ", error=\"invalid_token\"";
+        }
+        else if (why == RV_MALFORMED) {
+            error = ", error=\"invalid_request\"";
+        }
+        apr_table_setn(r->err_headers_out,
+                       (PROXYREQ_PROXY == r->proxyreq) ? "Proxy-Authenticate"
+                                                       : "WWW-Authenticate",
+                       apr_pstrcat(r->pool, "Bearer realm=\"",
+                                   realm ? realm : RV_DEFAULT_REALM, "\"",
+                                   error, NULL));
+    }
+    /* An ErrorDocument given as a full URL makes httpd answer a 403 or 404
+     * with a redirect, which a client may follow to a 200: the refusal
+     * answers with httpd's own text instead.  (A local one keeps the
+     * status: see keep_refusal_status.) */
+    doc = ap_response_code_string(r, ap_index_of_response(status));
+    if (doc != NULL && ap_is_url(doc)) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "redox_verify: not redirecting a refusal to the "
+                      "ErrorDocument %s",
+                      doc);
+        ap_custom_response(r, status, ap_get_status_line(status));
+    }
+    return status;
+}
+
+/* bearer_accepted: the check has just accepted a Bearer Authorization
+ * header, so stripping need not parse it again. */
+static void accept_request(request_rec *r, const rv_dir_conf *conf,
+                           const unsigned char *digest, const char *name,
+                           int bearer_accepted)
+{
+    rv_req_state *st = make_state(r);
+
+    st->scope = conf;
+    st->verdict = RV_V_ACCEPTED;
+    st->status = OK;
+    st->outcome = rv_outcome_name(RV_OK);
+    st->name = name;
+    memcpy(st->digest, digest, RV_DIGEST_LEN);
+    apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
+    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, st->outcome);
+    if (conf->strip != 0) {
+        const char *tok;
+        apr_size_t len;
+
+        apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
+        if (bearer_accepted
+            || rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
+                               &tok, &len)
+                   != RV_ABSENT) {
+            apr_table_unset(r->headers_in, "Authorization");
+        }
+        /* An h2c upgrade would run this request again, as stream 1 of the
+         * new connection, from a copy of the headers just stripped, and so
+         * deny it: serve it as HTTP/1.1 (a server may ignore Upgrade). */
+        if (ap_find_token(r->pool, apr_table_get(r->headers_in, "Upgrade"),
+                          "h2c")) {
+            apr_table_unset(r->headers_in, "Upgrade");
+        }
+    }
+    if (conf->source_header) {
+        const char *conn = apr_table_get(r->headers_in, "Connection");
+
+        unset_source_header(r, conf);
+        apr_table_setn(r->headers_in, conf->source_header, name);
+        /* A proxy drops the headers that Connection names (hop-by-hop):
+         * the module's header must arrive. */
+        if (conn != NULL) {
+            const char *rest = rv_list_without(r->pool, conn,
+                                               conf->source_header);
+
+            if (rest == NULL) {
+                apr_table_unset(r->headers_in, "Connection");
+            }
+            else if (rest != conn) {
+                apr_table_setn(r->headers_in, "Connection", rest);
+            }
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "redox_verify: accepted \"%s\": uri \"%s\", scope %s", name,
+                  r->uri, conf->scope);
+}
+
+/* ------------------------------------------------------------------ */
+/* The handshake                                                       */
 
 /* Reads a request body of at most RV_HS_BODY_MAX bytes into buf, chunked
  * or not.  Returns NULL, or why the body is not a handshake's. */
@@ -632,17 +854,28 @@ static int answer_challenge(request_rec *r, const char *challenge)
     return DONE;
 }
 
-/* Answers Redox's endpoint-verification handshake.  args is the query as
- * the client sent it (before redaction).  Returns DECLINED when the request
- * is not a handshake, else the final status (DONE once answered).  Counts
- * the handshake's outcome when counting. */
-static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args,
-                     int counting)
+/* Could the request the client sent be a handshake: a GET (not HEAD) with
+ * a challenge in its query, or a POST of JSON?  (Its token headers are
+ * looked at by the caller.) */
+static int handshake_shaped(const request_rec *orig, const char *args)
 {
-    const char *token = NULL, *challenge = NULL, *why, *name = NULL;
+    if (orig->method_number == M_GET && !orig->header_only) {
+        return args != NULL && strstr(args, "challenge") != NULL;
+    }
+    return orig->method_number == M_POST
+           && rv_hs_is_json(apr_table_get(orig->headers_in, "Content-Type"));
+}
+
+/* Answers Redox's endpoint-verification handshake.  args is the query as
+ * the client sent it (before masking).  Returns DECLINED when the request
+ * is not a handshake, else the final status (DONE once answered). */
+static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
+{
+    const char *token = NULL, *challenge = NULL, *why, *name;
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
-    int slot = -1;
+    rv_req_state *st;
+    int slot = -1, counting;
 
     /* httpd gives HEAD the method number of GET: header_only tells it. */
     if (r->method_number == M_GET && !r->header_only) {
@@ -680,32 +913,24 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args,
     if (outcome == RV_OK && !rv_hs_challenge_valid(challenge)) {
         outcome = RV_BAD_CHALLENGE;
     }
-    if (counting) {
-        if (outcome == RV_OK) {
-            count_token(r, conf, slot, RV_M_ANSWERED);
-        }
-        else {
-            count_outcome(r, RV_M_REFUSED(outcome));
-        }
+    counting = first_verdict(r);
+    if (counting && outcome == RV_OK) {
+        count_token(r, conf, slot, RV_M_ANSWERED);
     }
-    if (outcome != RV_OK && outcome != RV_BAD_CHALLENGE) {
-        return deny(r, conf, outcome, "handshake ");
+    else if (counting) {
+        count_outcome(r, RV_M_REFUSED(outcome));
     }
     name = rv_tokenset_name_at(conf->tokens, slot);
-    apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
-    if (outcome == RV_BAD_CHALLENGE) {
-        apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME,
-                       rv_outcome_name(RV_BAD_CHALLENGE));
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "redox_verify: handshake refused %s: token \"%s\" "
-                      "accepted but the challenge is not 1 to %d of "
-                      "A-Z a-z 0-9 . _ ~ -: uri \"%s\", scope %s",
-                      rv_outcome_name(RV_BAD_CHALLENGE), name,
-                      RV_HS_CHALLENGE_MAX, r->uri, conf->scope);
-        return HTTP_BAD_REQUEST;
+    if (outcome != RV_OK) {
+        return refuse(r, conf, outcome, "handshake ", name, 0);
     }
-    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME,
-                   rv_outcome_name(RV_HANDSHAKE));
+    st = make_state(r);
+    st->scope = conf;
+    st->verdict = RV_V_ANSWERED;
+    st->status = DONE;
+    st->outcome = rv_outcome_name(RV_HANDSHAKE);
+    apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
+    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, st->outcome);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "redox_verify: handshake answered for \"%s\": uri \"%s\", "
                   "scope %s",
@@ -713,49 +938,62 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args,
     return answer_challenge(r, challenge);
 }
 
-/* The check.  counting: this is the access checker on the request the
- * client sent, so its outcome is counted, once; internal redirects,
- * sub-requests and the fixup's second look are not counted again. */
-static int check(request_rec *r, int counting)
+/* ------------------------------------------------------------------ */
+/* The check                                                           */
+
+/* Where in the request's life a check runs: a sub-request is deferred
+ * only while it is a lookup, not once it runs. */
+typedef enum { RV_AT_ACCESS, RV_AT_FIXUPS, RV_AT_HANDLER } rv_phase;
+
+/* The check of a request in a verified scope.  Makes and records the
+ * verdict and returns OK (accepted, or a sub-request deferred), DONE (a
+ * handshake answered) or the refusal's status. */
+static int verify_request(request_rec *r, const rv_dir_conf *conf,
+                          rv_phase phase)
 {
-    const rv_dir_conf *conf =
-        ap_get_module_config(r->per_dir_config, &redox_verify_module);
-    const rv_req_state *prior;
+    request_rec *orig = original_request(r);
+    const rv_req_state *prior = verdict_before(r), *os = own_state(orig);
+    const char *auth = apr_table_get(r->headers_in, "Authorization");
+    const char *vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
+    const char *args = r->args, *tok;
     unsigned char digest[RV_DIGEST_LEN];
-    const char *auth, *vtoken, *args = r->args;
+    apr_size_t len;
     rv_outcome outcome;
     int slot = -1;
 
-    if (conf->verify != 1) {
-        if (conf->source_header) {
-            unset_source_header(r, conf);
-        }
-        return DECLINED;
+    if (os != NULL && os->masked) {
+        args = os->args_as_sent;
     }
-    redact_query(r);
-    auth = apr_table_get(r->headers_in, "Authorization");
-    vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
+    if (r != orig || os == NULL || !os->masked) {
+        redact_query(r);
+    }
 
-    /* A handshake is a request of its own that carries no token header. */
-    if (conf->challenge != 0 && vtoken == NULL && r->main == NULL
-        && r->prev == NULL) {
-        const char *tok;
-        apr_size_t len;
-
-        if (rv_parse_bearer(auth, &tok, &len) == RV_ABSENT) {
-            int status = handshake(r, conf, args, counting);
+    /* A handshake is a request of its own that carries no token header;
+     * a sub-request of one (mod_dir's or mod_negotiation's lookup of the
+     * file that will serve it) leaves it to the request that runs. */
+    if (conf->challenge != 0 && vtoken == NULL && prior == NULL
+        && rv_parse_bearer(auth, &tok, &len) == RV_ABSENT) {
+        if (r->main == NULL) {
+            int status = handshake(r, conf, args);
 
             if (status != DECLINED) {
-                /* Satisfy Any can let authz override this, answer (DONE)
-                 * included: check_fixups gives the same status again. */
-                remember(r, NULL, NULL, status);
                 return status;
             }
         }
+        else if (phase != RV_AT_HANDLER && handshake_shaped(orig, args)) {
+            rv_req_state *st = make_state(r);
+
+            st->scope = conf;
+            st->verdict = RV_V_DEFERRED;
+            st->status = OK;
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                          "redox_verify: a sub-request of a handshake: "
+                          "the request that runs answers it");
+            return OK;
+        }
     }
 
-    prior = prior_state(r);
-    if (prior != NULL) {
+    if (prior != NULL && prior->verdict == RV_V_ACCEPTED) {
         /* Redirected or sub-requested after an accepted check: the
          * headers may be gone, the digest is not. */
         memcpy(digest, prior->digest, RV_DIGEST_LEN);
@@ -775,50 +1013,104 @@ static int check(request_rec *r, int counting)
     }
 
     if (outcome != RV_OK) {
-        if (counting) {
+        if (first_verdict(r)) {
             count_outcome(r, RV_M_DENIED(outcome));
         }
-        if (conf->source_header) {
-            unset_source_header(r, conf);
-        }
-        return deny(r, conf, outcome, "");
+        return refuse(r, conf, outcome, "", NULL,
+                      prior != NULL && prior->verdict == RV_V_REFUSED);
     }
-    if (counting) {
+    if (first_verdict(r)) {
         count_token(r, conf, slot, RV_M_ACCEPTED);
     }
     accept_request(r, conf, digest, rv_tokenset_name_at(conf->tokens, slot),
-                   prior == NULL
+                   (prior == NULL || prior->verdict != RV_V_ACCEPTED)
                        && (conf->mode == RV_UNSET || conf->mode == RV_HDR_BOTH
                            || conf->mode == RV_HDR_BEARER));
     return OK;
 }
 
+/* The access checker, first: every request in a verified scope is checked
+ * before authentication, before any handler or backend sees it. */
 static int check_access(request_rec *r)
 {
-    return check(r, r->main == NULL && r->prev == NULL);
+    const rv_dir_conf *conf = dir_conf(r);
+
+    if (!in_verified_scope(r, conf)) {
+        if (conf->source_header) {
+            unset_source_header(r, conf);
+        }
+        return DECLINED;
+    }
+    return verify_request(r, conf, RV_AT_ACCESS);
 }
 
-/* A safety net: the access checker can be bypassed (Satisfy Any with a
- * successful Require), the fixup cannot.  Fail closed. */
+/* The ErrorDocument of a refused request, when a CGI or a proxied
+ * application serves it, would answer with that response's own status (a
+ * 200): the refusal reaches the client as the refusal. */
+static apr_status_t keep_refusal_status(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    const rv_req_state *refused = f->ctx;
+
+    if (f->r->status != refused->status) {
+        f->r->status = refused->status;
+        f->r->status_line = NULL;
+    }
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+static ap_filter_rec_t *keep_refusal_status_filter;
+
+/* An internal redirect (an ErrorDocument, a CGI's local Location) gets
+ * httpd's REDIRECT_ copies of REDOX_VERIFY and REDOX_SOURCE: the access
+ * log's %{REDOX_VERIFY}e, which reads the final request, must show the
+ * verdict.  After a refusal, the response keeps the refusal's status. */
+static void carry_verdict(request_rec *r)
+{
+    const rv_req_state *v = verdict_before(r->prev);
+
+    if (v == NULL) {
+        return;
+    }
+    if (apr_table_get(r->subprocess_env, RV_ENV_OUTCOME) == NULL) {
+        apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, v->outcome);
+        if (v->name != NULL) {
+            apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, v->name);
+        }
+    }
+    if (v->verdict == RV_V_REFUSED) {
+        ap_add_output_filter_handle(keep_refusal_status_filter, (void *)v, r,
+                                    r->connection);
+    }
+}
+
+/* The fixups, first: the access checker can be bypassed (Satisfy Any with
+ * a successful Require; skipped for a sub-request or redirect with the
+ * same configuration) and a fast internal redirect by mod_negotiation
+ * (MultiViews) changes the scope after it; the fixups run on every
+ * request.  Fail closed. */
 static int check_fixups(request_rec *r)
 {
-    const rv_dir_conf *conf =
-        ap_get_module_config(r->per_dir_config, &redox_verify_module);
+    const rv_dir_conf *conf;
     const rv_req_state *st;
     int status;
 
-    if (conf->verify != 1) {
+    if (r->prev != NULL) {
+        carry_verdict(r);
+    }
+    conf = dir_conf(r);
+    if (!in_verified_scope(r, conf)) {
         return DECLINED;
     }
-    st = ap_get_module_config(r->request_config, &redox_verify_module);
-    if (st != NULL && st->name != NULL) {
-        return DECLINED; /* accepted by this request's check */
-    }
-    if (st != NULL) {
-        /* Denied in the access checker, or a handshake answered or refused
-         * there, then let through by Satisfy Any: the same again, without
-         * a second run over a redacted query or an already read body */
-        if (st->status != DONE) {
+    st = own_state(r);
+    if (st != NULL && st->scope == conf && st->verdict != RV_V_NONE) {
+        if (st->verdict == RV_V_ACCEPTED || st->verdict == RV_V_DEFERRED) {
+            return DECLINED;
+        }
+        /* Refused in the access checker, or a handshake answered or
+         * refused there, then let through by Satisfy Any: the same
+         * again, without a second run over a read body. */
+        if (st->verdict == RV_V_REFUSED) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                           "redox_verify: "
                           "denied request came past the access checker: "
@@ -826,11 +1118,29 @@ static int check_fixups(request_rec *r)
         }
         return st->status;
     }
-    st = prior_state(r);
-    if (st != NULL && rv_tokenset_lookup(conf->tokens, st->digest)) {
+    status = verify_request(r, conf, RV_AT_FIXUPS);
+    return status == OK ? DECLINED : status;
+}
+
+/* The handler phase, first: the request that runs is checked where it
+ * landed when its scope changed after the fixups (mod_dir's fast internal
+ * redirect to its DirectoryIndex file), and a sub-request that was left
+ * to it (a handshake's lookup) is decided now. */
+static int check_handler(request_rec *r)
+{
+    const rv_dir_conf *conf = dir_conf(r);
+    const rv_req_state *st;
+    int status;
+
+    if (!in_verified_scope(r, conf)) {
         return DECLINED;
     }
-    status = check(r, 0);
+    st = own_state(r);
+    if (st != NULL && st->scope == conf && st->verdict != RV_V_NONE
+        && st->verdict != RV_V_DEFERRED) {
+        return DECLINED;
+    }
+    status = verify_request(r, conf, RV_AT_HANDLER);
     return status == OK ? DECLINED : status;
 }
 
@@ -1081,6 +1391,8 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)ptemp;
     /* A new generation: forget the last one's (freed) configuration. */
     registered = NULL;
+    any_verified = 0;
+    literal_token_at = NULL;
     layout_servers = NULL;
     layout_labels = NULL;
     series = NULL;
@@ -1250,11 +1562,16 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_mpm(pre_mpm, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(mask_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_access_checker(check_access, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(check_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_handler(check_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* before mod_log_config (APR_HOOK_MIDDLE) writes the access log */
-    ap_hook_log_transaction(redact_for_log, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_log_transaction(mask_for_log, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    keep_refusal_status_filter = ap_register_output_filter(
+        "REDOX_VERIFY_STATUS", keep_refusal_status, NULL,
+        AP_FTYPE_CONTENT_SET);
     APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
 }

@@ -465,6 +465,97 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
 }
 
 /* ------------------------------------------------------------------ */
+/* Request details                                                     */
+
+int rv_same_header(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        if (apr_tolower(*a) != apr_tolower(*b)
+            && !((*a == '-' || *a == '_') && (*b == '-' || *b == '_'))) {
+            return 0;
+        }
+    }
+    return *a == *b;
+}
+
+const char *rv_list_without(apr_pool_t *p, const char *list, const char *name)
+{
+    char *copy, *elt, *last, *out = NULL;
+    int dropped = 0;
+
+    if (list == NULL) {
+        return NULL;
+    }
+    copy = apr_pstrdup(p, list);
+    for (elt = apr_strtok(copy, ",", &last); elt != NULL;
+         elt = apr_strtok(NULL, ",", &last)) {
+        char *end;
+
+        while (IS_OWS(*elt)) {
+            elt++;
+        }
+        end = elt + strlen(elt);
+        while (end > elt && IS_OWS(end[-1])) {
+            *--end = '\0';
+        }
+        if (*elt == '\0') {
+            continue;
+        }
+        if (rv_same_header(elt, name)) {
+            dropped = 1;
+            continue;
+        }
+        out = out ? apr_pstrcat(p, out, ", ", elt, NULL) : elt;
+    }
+    return dropped ? out : list;
+}
+
+int rv_path_ambiguous(const char *target)
+{
+    const char *p = target, *seg;
+
+    if (p == NULL) {
+        return 0;
+    }
+    if (*p != '/') {
+        /* absolute form: scheme://authority/path */
+        const char *s = strstr(p, "://");
+
+        if (s == NULL) {
+            return 0; /* "*" or garbage: no path to resolve */
+        }
+        p = s + 3;
+        p += strcspn(p, "/?#");
+    }
+    for (seg = p; *p && *p != '?' && *p != '#'; p++) {
+        if (*p == ';' || *p == '\\') {
+            return 1;
+        }
+        if (*p == '%' && p[1] != '\0') {
+            char a = p[1], b = p[2];
+
+            if ((a == '2' && (b == 'f' || b == 'F' || b == 'e' || b == 'E'))
+                || (a == '5' && (b == 'c' || b == 'C'))) {
+                return 1;
+            }
+        }
+        if (*p == '/') {
+            seg = p + 1;
+            continue;
+        }
+        if (*p == '.' && p == seg) {
+            /* "." or ".." as a whole segment */
+            const char *e = p + (p[1] == '.' ? 2 : 1);
+
+            if (*e == '/' || *e == '\0' || *e == '?' || *e == '#') {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Configuration values                                                */
 
 int rv_name_valid(const char *name)
@@ -636,14 +727,19 @@ static const char *value_from_exec(apr_pool_t *p, int argc, char *const argv[],
     return NULL;
 }
 
+int rv_value_is_literal(const char *value)
+{
+    return strncmp(value, "exec:", 5) != 0 && strncmp(value, "sha256:", 7) != 0
+           && strncmp(value, "file:", 5) != 0 && strncmp(value, "env:", 4) != 0;
+}
+
 const char *rv_resolve_value(apr_pool_t *p, int argc, char *const argv[],
                              unsigned char digest[RV_DIGEST_LEN],
-                             int *is_short)
+                             apr_size_t *len)
 {
     const char *value = argv[0], *tok = NULL, *err = NULL;
-    apr_size_t len;
 
-    *is_short = 0;
+    *len = 0;
     if (strncmp(value, "exec:", 5) == 0) {
         err = value_from_exec(p, argc, argv, &tok);
     }
@@ -679,15 +775,14 @@ const char *rv_resolve_value(apr_pool_t *p, int argc, char *const argv[],
     if (err != NULL) {
         return err;
     }
-    len = strlen(tok);
-    if (!rv_token_valid(tok, len)) {
+    if (!rv_token_valid(tok, strlen(tok))) {
         return apr_psprintf(p,
                             "the token must be 1 to %d visible ASCII "
                             "characters without spaces",
                             RV_TOKEN_MAX);
     }
-    *is_short = len < RV_SHORT_TOKEN;
-    if (!rv_digest(tok, len, digest)) {
+    *len = strlen(tok);
+    if (!rv_digest(tok, *len, digest)) {
         return "computing the SHA-256 digest failed";
     }
     return NULL;

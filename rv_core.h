@@ -109,6 +109,23 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
                                apr_size_t len, int *slot,
                                unsigned char digest[RV_DIGEST_LEN]);
 
+/* Request details the glue needs. */
+
+/* Header names that a backend may take for the same: case aside, CGI-style
+ * environments (HTTP_X_REDOX_SOURCE) read '_' and '-' alike. */
+int rv_same_header(const char *a, const char *b);
+/* A comma-separated header value (Connection) without the elements that
+ * name the header name (rv_same_header): list itself when none does, NULL
+ * when nothing is left. */
+const char *rv_list_without(apr_pool_t *p, const char *list,
+                            const char *name);
+/* Is the path of this request target (origin or absolute form, query
+ * aside) one that a backend may resolve to another path than httpd did:
+ * does it contain ';', a backslash, an encoded '/', '\' or '.', or a '.'
+ * or '..' segment?  An exemption from verification does not apply to such
+ * a request. */
+int rv_path_ambiguous(const char *target);
+
 /* Configuration values. */
 int rv_name_valid(const char *name);
 /* Is this a token Redox could send in a header (visible ASCII, no space,
@@ -123,10 +140,14 @@ char *rv_first_line(char *buf);
 
 /* Resolves a RedoxVerificationToken VALUE (argv[0], with argv[1..] the
  * arguments of an exec: program) to a digest.  On error returns a message
- * that names the problem but never the token; *is_short is set when a
- * literal/file/env/exec token is shorter than RV_SHORT_TOKEN. */
+ * that names the problem but never the token.  *len is the token's length
+ * (0 for a sha256: digest, whose token is not known): the glue warns about
+ * tokens shorter than RV_SHORT_TOKEN and about tokens too long for a
+ * request header line. */
+/* Is a VALUE the token itself, not file:, env:, exec: or sha256:? */
+int rv_value_is_literal(const char *value);
 const char *rv_resolve_value(apr_pool_t *p, int argc, char *const argv[],
                              unsigned char digest[RV_DIGEST_LEN],
-                             int *is_short);
+                             apr_size_t *len);
 
 #endif /* RV_CORE_H */

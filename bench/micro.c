@@ -216,11 +216,11 @@ int main(int argc, char **argv)
             char name[16], *argv1[1];
             unsigned char d[RV_DIGEST_LEN];
             const char *err;
-            int is_short;
+            apr_size_t len;
 
             snprintf(name, sizeof(name), "t%05d", i);
             argv1[0] = toks[i];
-            err = rv_resolve_value(p, 1, argv1, d, &is_short);
+            err = rv_resolve_value(p, 1, argv1, d, &len);
             if (err == NULL) {
                 err = rv_tokenset_add(set, name, d);
             }

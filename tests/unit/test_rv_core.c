@@ -389,12 +389,95 @@ static void test_hex_and_lines(void **state)
     assert_false(rv_token_valid("a b", 3));
 }
 
+static void test_same_header(void **state)
+{
+    (void)state;
+    assert_true(rv_same_header("X-Redox-Source", "x-redox-source"));
+    assert_true(rv_same_header("X_Redox_Source", "X-Redox-Source"));
+    assert_true(rv_same_header("x-redox_source", "X_REDOX-SOURCE"));
+    assert_false(rv_same_header("X-Redox-Sourc", "X-Redox-Source"));
+    assert_false(rv_same_header("X-Redox-Source2", "X-Redox-Source"));
+    assert_false(rv_same_header("X.Redox.Source", "X-Redox-Source"));
+    assert_false(rv_same_header("", "X"));
+}
+
+static void test_list_without(void **state)
+{
+    const char *list = "close, X-Redox-Source";
+
+    (void)state;
+    assert_string_equal(rv_list_without(pool, list, "X-Redox-Source"),
+                        "close");
+    assert_ptr_equal(rv_list_without(pool, list, "X-Other"), list);
+    assert_string_equal(
+        rv_list_without(pool, "x_redox_source ,keep-alive,,X-REDOX-SOURCE",
+                        "X-Redox-Source"),
+        "keep-alive");
+    assert_null(rv_list_without(pool, " X-Redox-Source ", "X-Redox-Source"));
+    assert_null(rv_list_without(pool, NULL, "X-Redox-Source"));
+    assert_string_equal(
+        rv_list_without(pool, "close,\tx-redox-source\t, te",
+                        "X-Redox-Source"),
+        "close, te");
+}
+
+static void test_path_ambiguous(void **state)
+{
+    static const char *const ambiguous[] = {
+        "/app/health/..;/data",
+        "/app/health;/../data",
+        "/app/health;jsessionid=1",
+        "/app/health/..%5cdata",
+        "/app/health/..%5Cdata",
+        "/app/health/..\\data",
+        "/app/health/..%2fdata",
+        "/app/health/..%2Fdata",
+        "/app/health/%2e%2e%2fdata",
+        "/app/health/%2E%2E/data",
+        "/app/health/../data",
+        "/app/health/./x",
+        "/app/health/..",
+        "/app/health/.",
+        "/app/health/..?x=1",
+        "http://example.test/app/health/..;/data",
+        "https://example.test:8443/app/%2e%2e/data?q",
+    };
+    static const char *const plain[] = {
+        "/app/health",
+        "/app/health/",
+        "/app/health/status.json",
+        "/app/health/.well-known/x",
+        "/app/health/..x",
+        "/app/health/x..",
+        "/app/health?path=..;/%2e%2e%2f\\",
+        "/app/health#..;",
+        "/app/health/%41%20ok",
+        "http://example.test/app/health",
+        "*",
+        "",
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(ambiguous) / sizeof(ambiguous[0]); i++) {
+        if (!rv_path_ambiguous(ambiguous[i])) {
+            fail_msg("not ambiguous: %s", ambiguous[i]);
+        }
+    }
+    for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        if (rv_path_ambiguous(plain[i])) {
+            fail_msg("ambiguous: %s", plain[i]);
+        }
+    }
+    assert_false(rv_path_ambiguous(NULL));
+}
+
 /* ------------------------------------------------------------------ */
 
 static const char *resolve(int argc, const char *const *argv,
-                           unsigned char d[RV_DIGEST_LEN], int *is_short)
+                           unsigned char d[RV_DIGEST_LEN], apr_size_t *len)
 {
-    return rv_resolve_value(pool, argc, (char *const *)argv, d, is_short);
+    return rv_resolve_value(pool, argc, (char *const *)argv, d, len);
 }
 
 static void assert_digest_of(const unsigned char d[RV_DIGEST_LEN],
@@ -423,7 +506,7 @@ static const char *write_file(const char *name, const char *content, int mode)
 static void test_resolve_literal_and_sha256(void **state)
 {
     unsigned char d[RV_DIGEST_LEN];
-    int is_short;
+    apr_size_t len;
     const char *lit[] = {TOK};
     const char *shrt[] = {"short"};
     const char *sha[] = {"sha256:ba7816bf8f01cfea414140de5dae2223"
@@ -433,23 +516,30 @@ static void test_resolve_literal_and_sha256(void **state)
     const char *space[] = {"has space in it but is long enough......"};
 
     (void)state;
-    assert_null(resolve(1, lit, d, &is_short));
-    assert_false(is_short);
+    assert_null(resolve(1, lit, d, &len));
+    assert_int_equal(len, strlen(lit[0]));
     assert_digest_of(d, TOK);
-    assert_null(resolve(1, shrt, d, &is_short));
-    assert_true(is_short);
-    assert_null(resolve(1, sha, d, &is_short));
-    assert_false(is_short);
+    assert_null(resolve(1, shrt, d, &len));
+    assert_int_equal(len, 5);
+    assert_null(resolve(1, sha, d, &len));
+    assert_int_equal(len, 0); /* the token behind a digest is not known */
     assert_digest_of(d, "abc");
-    assert_non_null(strstr(resolve(1, badsha, d, &is_short), "64 hex"));
-    assert_non_null(strstr(resolve(2, extra, d, &is_short), "NAME VALUE"));
-    assert_non_null(strstr(resolve(1, space, d, &is_short), "visible"));
+    assert_non_null(strstr(resolve(1, badsha, d, &len), "64 hex"));
+    assert_non_null(strstr(resolve(2, extra, d, &len), "NAME VALUE"));
+    assert_non_null(strstr(resolve(1, space, d, &len), "visible"));
+    assert_true(rv_value_is_literal(TOK));
+    assert_true(rv_value_is_literal("a:b:c"));
+    assert_true(rv_value_is_literal("files:x"));
+    assert_false(rv_value_is_literal("file:/etc/x"));
+    assert_false(rv_value_is_literal("env:X"));
+    assert_false(rv_value_is_literal("exec:/bin/true"));
+    assert_false(rv_value_is_literal(sha[0]));
 }
 
 static void test_resolve_file(void **state)
 {
     unsigned char d[RV_DIGEST_LEN];
-    int is_short;
+    apr_size_t len;
     const char *ok[] = {apr_pstrcat(
         pool, "file:", write_file("ok", "  " TOK "  \nx\n", 0600), NULL)};
     const char *empty[] = {
@@ -459,17 +549,17 @@ static void test_resolve_file(void **state)
     char *err;
 
     (void)state;
-    assert_null(resolve(1, ok, d, &is_short));
+    assert_null(resolve(1, ok, d, &len));
     assert_digest_of(d, TOK);
-    assert_non_null(strstr(resolve(1, empty, d, &is_short), "empty"));
-    err = (char *)resolve(1, missing, d, &is_short);
+    assert_non_null(strstr(resolve(1, empty, d, &len), "empty"));
+    err = (char *)resolve(1, missing, d, &len);
     assert_non_null(strstr(err, "cannot be read"));
 }
 
 static void test_resolve_env(void **state)
 {
     unsigned char d[RV_DIGEST_LEN];
-    int is_short;
+    apr_size_t len;
     const char *set[] = {"env:RV_UNIT_TOKEN"};
     const char *unset[] = {"env:RV_UNIT_UNSET"};
     const char *empty[] = {"env:RV_UNIT_EMPTY"};
@@ -478,16 +568,16 @@ static void test_resolve_env(void **state)
     setenv("RV_UNIT_TOKEN", TOK2, 1);
     setenv("RV_UNIT_EMPTY", "", 1);
     unsetenv("RV_UNIT_UNSET");
-    assert_null(resolve(1, set, d, &is_short));
+    assert_null(resolve(1, set, d, &len));
     assert_digest_of(d, TOK2);
-    assert_non_null(strstr(resolve(1, unset, d, &is_short), "not set"));
-    assert_non_null(strstr(resolve(1, empty, d, &is_short), "empty"));
+    assert_non_null(strstr(resolve(1, unset, d, &len), "not set"));
+    assert_non_null(strstr(resolve(1, empty, d, &len), "empty"));
 }
 
 static void test_resolve_exec(void **state)
 {
     unsigned char d[RV_DIGEST_LEN];
-    int is_short;
+    apr_size_t len;
     const char *prog = write_file("prog", "#!/bin/sh\necho \"$1\"\n", 0700);
     const char *fail =
         write_file("fail", "#!/bin/sh\necho " TOK "\nexit 3\n", 0700);
@@ -498,24 +588,24 @@ static void test_resolve_exec(void **state)
     const char *absent[] = {"exec:/nonexistent/program"};
 
     (void)state;
-    assert_null(resolve(2, ok, d, &is_short));
+    assert_null(resolve(2, ok, d, &len));
     assert_digest_of(d, TOK);
-    assert_non_null(strstr(resolve(1, failing, d, &is_short), "failed"));
+    assert_non_null(strstr(resolve(1, failing, d, &len), "failed"));
     assert_non_null(
-        strstr(resolve(1, nothing, d, &is_short), "printed nothing"));
-    assert_non_null(resolve(1, absent, d, &is_short));
+        strstr(resolve(1, nothing, d, &len), "printed nothing"));
+    assert_non_null(resolve(1, absent, d, &len));
 }
 
 /* No error message may carry the token it failed on. */
 static void test_errors_never_show_token(void **state)
 {
     unsigned char d[RV_DIGEST_LEN];
-    int is_short;
+    apr_size_t len;
     const char *bad[] = {"secret-value-with space-0123456789abcdef"};
     const char *err;
 
     (void)state;
-    err = resolve(1, bad, d, &is_short);
+    err = resolve(1, bad, d, &len);
     assert_non_null(err);
     assert_null(strstr(err, "secret-value"));
 }
@@ -538,6 +628,9 @@ int main(void)
         cmocka_unit_test(test_outcome_names),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_hex_and_lines),
+        cmocka_unit_test(test_same_header),
+        cmocka_unit_test(test_list_without),
+        cmocka_unit_test(test_path_ambiguous),
         cmocka_unit_test(test_resolve_literal_and_sha256),
         cmocka_unit_test(test_resolve_file),
         cmocka_unit_test(test_resolve_env),
