@@ -1204,6 +1204,12 @@ static const char *vhost_label(apr_pool_t *p, const server_rec *s)
 static int first_row(const rv_token_counters *tc, const server_rec *v,
                      apr_uint32_t ordinal)
 {
+    const rv_srv_conf *sc =
+        ap_get_module_config(v->module_config, &redox_verify_module);
+
+    if (!sc->verified) {
+        return -1; /* nothing is ever counted there */
+    }
     if (tc->stride != 0) {
         return (int)ordinal;
     }
@@ -1226,7 +1232,10 @@ static apr_status_t lay_out(void)
         rv_srv_conf *sc =
             ap_get_module_config(v->module_config, &redox_verify_module);
 
-        sc->block = rv_store_reserve(store, layout_labels[i], RV_M_VHOST_SPAN);
+        if (sc->verified) {
+            sc->block =
+                rv_store_reserve(store, layout_labels[i], RV_M_VHOST_SPAN);
+        }
     }
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
         rv_token_counters *tc =
@@ -1315,6 +1324,9 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
 
         layout_labels[i] = vhost_label(pconf, v);
         sc->ordinal = i;
+        if (!sc->verified) {
+            continue; /* only what is configured is shown */
+        }
         for (o = 0; o < RV_OUTCOME_COUNT; o++) {
             if (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)) {
                 x->metric = RV_M_REQUESTS_DENIED;
@@ -1403,6 +1415,84 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, NULL, digest_term, apr_pool_cleanup_null);
+    return OK;
+}
+
+/* The server whose limits apply to the request header lines of requests
+ * for v: the first VirtualHost listed for v's address and port (httpd
+ * reads the headers before it knows the name-based VirtualHost). */
+static const server_rec *header_limits_of(const server_rec *s,
+                                          const server_rec *v)
+{
+    const server_rec *w;
+
+    if (!v->is_virtual || v->addrs == NULL) {
+        return s;
+    }
+    for (w = s->next; w != NULL; w = w->next) {
+        const server_addr_rec *a;
+
+        for (a = w->addrs; a != NULL; a = a->next) {
+            if (a->host_port == v->addrs->host_port
+                && apr_sockaddr_equal(a->host_addr, v->addrs->host_addr)) {
+                return w;
+            }
+        }
+    }
+    return v;
+}
+
+/* A token too long for its header line can be configured but never
+ * presented: httpd answers 400 before any module sees the request. */
+static void warn_long_tokens(server_rec *s)
+{
+    static const apr_size_t line = sizeof("Authorization: Bearer ") - 1;
+    int t;
+
+    for (t = 0; registered != NULL && t < registered->nelts; t++) {
+        const rv_token_counters *tc =
+            APR_ARRAY_IDX(registered, t, rv_token_counters *);
+        const server_rec *v;
+
+        for (v = s; v != NULL && tc->longest > 0; v = v->next) {
+            const server_rec *lim = header_limits_of(s, v);
+
+            if ((tc->server != s && tc->server != v)
+                || tc->longest + line <= (apr_size_t)lim->limit_req_fieldsize) {
+                continue;
+            }
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
+                         "redox_verify: RedoxVerificationToken %s (%s) is %lu "
+                         "characters: its header line \"Authorization: "
+                         "Bearer <token>\" is longer than the "
+                         "LimitRequestFieldSize %d that applies to %s:%u, so "
+                         "httpd refuses such requests with 400",
+                         tc->longest_name, tc->longest_where,
+                         (unsigned long)tc->longest, lim->limit_req_fieldsize,
+                         v->server_hostname ? v->server_hostname : "",
+                         (unsigned)(v->addrs ? v->addrs->host_port : v->port));
+            break; /* once per token set */
+        }
+    }
+}
+
+/* The configuration as a whole, at every start and at apachectl -t:
+ * what no directive alone shows. */
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                        server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    warn_long_tokens(s);
+    if (literal_token_at != NULL && ap_find_linked_module("mod_info.c")) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
+                     "redox_verify: mod_info is loaded and "
+                     "RedoxVerificationToken %s has its token in the "
+                     "configuration: /server-info shows it; give it as "
+                     "file:, env:, exec: or sha256: instead",
+                     literal_token_at);
+    }
     return OK;
 }
 
@@ -1527,8 +1617,8 @@ static int status_hook(request_rec *r, int flags)
 {
     apr_uint64_t *values;
 
-    if (store == NULL) {
-        return OK;
+    if (store == NULL || series_count == 0) {
+        return OK; /* no verified scope: no section */
     }
     values = read_values(r->pool);
     if (flags & AP_STATUS_SHORT) {
@@ -1560,6 +1650,7 @@ static void register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_mpm(pre_mpm, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(mask_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
