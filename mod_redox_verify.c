@@ -525,6 +525,43 @@ static int first_verdict(request_rec *r)
     return 1;
 }
 
+static void show_verdict(apr_table_t *env, const char *outcome,
+                         const char *name)
+{
+    if (name != NULL) {
+        apr_table_setn(env, RV_ENV_SOURCE, name);
+    }
+    apr_table_setn(env, RV_ENV_OUTCOME, outcome);
+}
+
+/* Records a verdict on r and, but for a deferral, shows it in
+ * REDOX_VERIFY and REDOX_SOURCE (name, when not NULL): on r, and on the
+ * request the client sent when r is a sub-request whose answer becomes
+ * the client's (mod_dir passes a 401 on) and nothing is shown there yet. */
+static rv_req_state *record_verdict(request_rec *r, const rv_dir_conf *conf,
+                                    rv_verdict verdict, int status,
+                                    rv_outcome outcome, const char *name)
+{
+    rv_req_state *st = make_state(r);
+
+    st->scope = conf;
+    st->verdict = verdict;
+    st->status = status;
+    st->outcome = rv_outcome_name(outcome);
+    st->name = verdict == RV_V_ACCEPTED ? name : NULL;
+    if (verdict != RV_V_DEFERRED) {
+        show_verdict(r->subprocess_env, st->outcome, name);
+        if (r->main != NULL) {
+            request_rec *orig = original_request(r);
+
+            if (apr_table_get(orig->subprocess_env, RV_ENV_OUTCOME) == NULL) {
+                show_verdict(orig->subprocess_env, st->outcome, name);
+            }
+        }
+    }
+    return st;
+}
+
 /* ------------------------------------------------------------------ */
 /* Masking the query token                                             */
 
@@ -665,18 +702,13 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     int status = why == RV_BAD_CHALLENGE ? HTTP_BAD_REQUEST
                  : conf->deny_status != RV_UNSET ? conf->deny_status
                                                  : HTTP_UNAUTHORIZED;
-    rv_req_state *st = make_state(r);
+    const rv_req_state *st =
+        record_verdict(r, conf, RV_V_REFUSED, status, why,
+                       why == RV_BAD_CHALLENGE ? name : NULL);
     const char *doc;
 
-    st->scope = conf;
-    st->verdict = RV_V_REFUSED;
-    st->status = status;
-    st->outcome = rv_outcome_name(why);
-    st->name = NULL;
-    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, st->outcome);
     drop_presented(r, conf);
     if (why == RV_BAD_CHALLENGE) {
-        apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
         ap_log_rerror(APLOG_MARK, quiet ? APLOG_DEBUG : APLOG_ERR, 0, r,
                       "redox_verify: handshake refused %s: token \"%s\" "
                       "accepted but the challenge is not 1 to %d of "
@@ -727,22 +759,50 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     return status;
 }
 
+/* A sub-request starts with a copy of its parent's environment, and an
+ * internal redirect with REDIRECT_ copies of it: a parent outside any
+ * verified scope (an SSI page including a verified URL, a CGI redirecting
+ * to one) has the token headers there in CGI form (HTTP_VERIFICATION_TOKEN).
+ * A request that runs in a verified scope gets none of them. */
+static void strip_inherited_env(request_rec *r, const rv_dir_conf *conf)
+{
+    static const char *const names[] = {
+        "HTTP_VERIFICATION_TOKEN", "REDIRECT_HTTP_VERIFICATION_TOKEN",
+        "HTTP_AUTHORIZATION", "REDIRECT_HTTP_AUTHORIZATION"};
+    int i;
+
+    for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
+        apr_table_unset(r->subprocess_env, names[i]);
+    }
+    if (conf->source_header) {
+        const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+        const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+
+        for (i = 0; i < arr->nelts; i++) {
+            const char *k = e[i].key;
+
+            if (k != NULL && strncmp(k, "REDIRECT_", 9) == 0) {
+                k += 9;
+            }
+            if (k != NULL && strncmp(k, "HTTP_", 5) == 0
+                && rv_same_header(k + 5, conf->source_header)) {
+                apr_table_unset(r->subprocess_env, e[i].key);
+                i = -1; /* unset moved the entries: start over */
+            }
+        }
+    }
+}
+
 /* bearer_accepted: the check has just accepted a Bearer Authorization
  * header, so stripping need not parse it again. */
 static void accept_request(request_rec *r, const rv_dir_conf *conf,
                            const unsigned char *digest, const char *name,
                            int bearer_accepted)
 {
-    rv_req_state *st = make_state(r);
+    rv_req_state *st =
+        record_verdict(r, conf, RV_V_ACCEPTED, OK, RV_OK, name);
 
-    st->scope = conf;
-    st->verdict = RV_V_ACCEPTED;
-    st->status = OK;
-    st->outcome = rv_outcome_name(RV_OK);
-    st->name = name;
     memcpy(st->digest, digest, RV_DIGEST_LEN);
-    apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
-    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, st->outcome);
     if (conf->strip != 0) {
         const char *tok;
         apr_size_t len;
@@ -761,6 +821,9 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
                           "h2c")) {
             apr_table_unset(r->headers_in, "Upgrade");
         }
+    }
+    if (r->main != NULL || r->prev != NULL) {
+        strip_inherited_env(r, conf);
     }
     if (conf->source_header) {
         const char *conn = apr_table_get(r->headers_in, "Connection");
@@ -854,18 +917,6 @@ static int answer_challenge(request_rec *r, const char *challenge)
     return DONE;
 }
 
-/* Could the request the client sent be a handshake: a GET (not HEAD) with
- * a challenge in its query, or a POST of JSON?  (Its token headers are
- * looked at by the caller.) */
-static int handshake_shaped(const request_rec *orig, const char *args)
-{
-    if (orig->method_number == M_GET && !orig->header_only) {
-        return args != NULL && strstr(args, "challenge") != NULL;
-    }
-    return orig->method_number == M_POST
-           && rv_hs_is_json(apr_table_get(orig->headers_in, "Content-Type"));
-}
-
 /* Answers Redox's endpoint-verification handshake.  args is the query as
  * the client sent it (before masking).  Returns DECLINED when the request
  * is not a handshake, else the final status (DONE once answered). */
@@ -874,7 +925,6 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
     const char *token = NULL, *challenge = NULL, *why, *name;
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
-    rv_req_state *st;
     int slot = -1, counting;
 
     /* httpd gives HEAD the method number of GET: header_only tells it. */
@@ -924,13 +974,7 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
     if (outcome != RV_OK) {
         return refuse(r, conf, outcome, "handshake ", name, 0);
     }
-    st = make_state(r);
-    st->scope = conf;
-    st->verdict = RV_V_ANSWERED;
-    st->status = DONE;
-    st->outcome = rv_outcome_name(RV_HANDSHAKE);
-    apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
-    apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, st->outcome);
+    record_verdict(r, conf, RV_V_ANSWERED, DONE, RV_HANDSHAKE, name);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "redox_verify: handshake answered for \"%s\": uri \"%s\", "
                   "scope %s",
@@ -968,28 +1012,15 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
         redact_query(r);
     }
 
-    /* A handshake is a request of its own that carries no token header;
-     * a sub-request of one (mod_dir's or mod_negotiation's lookup of the
-     * file that will serve it) leaves it to the request that runs. */
+    /* A handshake is a request of its own that carries no token header
+     * (not a sub-request: its answer would be part of another page). */
     if (conf->challenge != 0 && vtoken == NULL && prior == NULL
+        && r->main == NULL
         && rv_parse_bearer(auth, &tok, &len) == RV_ABSENT) {
-        if (r->main == NULL) {
-            int status = handshake(r, conf, args);
+        int status = handshake(r, conf, args);
 
-            if (status != DECLINED) {
-                return status;
-            }
-        }
-        else if (phase != RV_AT_HANDLER && handshake_shaped(orig, args)) {
-            rv_req_state *st = make_state(r);
-
-            st->scope = conf;
-            st->verdict = RV_V_DEFERRED;
-            st->status = OK;
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                          "redox_verify: a sub-request of a handshake: "
-                          "the request that runs answers it");
-            return OK;
+        if (status != DECLINED) {
+            return status;
         }
     }
 
@@ -1012,6 +1043,18 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
             auth, vtoken, &slot, digest);
     }
 
+    if (outcome != RV_OK && r->main != NULL && phase != RV_AT_HANDLER) {
+        /* A sub-request is a lookup until it runs: mod_dir's and
+         * mod_negotiation's of the file that will serve the request (and
+         * then serves it, a handshake's included), mod_include's before it
+         * runs the include.  The request that runs decides, once. */
+        record_verdict(r, conf, RV_V_DEFERRED, OK, outcome, NULL);
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "redox_verify: a lookup (sub-request) that would be "
+                      "refused, %s: the request that runs decides",
+                      rv_outcome_name(outcome));
+        return OK;
+    }
     if (outcome != RV_OK) {
         if (first_verdict(r)) {
             count_outcome(r, RV_M_DENIED(outcome));
@@ -1073,10 +1116,7 @@ static void carry_verdict(request_rec *r)
         return;
     }
     if (apr_table_get(r->subprocess_env, RV_ENV_OUTCOME) == NULL) {
-        apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, v->outcome);
-        if (v->name != NULL) {
-            apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, v->name);
-        }
+        show_verdict(r->subprocess_env, v->outcome, v->name);
     }
     if (v->verdict == RV_V_REFUSED) {
         ap_add_output_filter_handle(keep_refusal_status_filter, (void *)v, r,
