@@ -114,7 +114,7 @@ typedef struct {
     rv_verdict verdict;
     int status;
     const char *outcome; /* REDOX_VERIFY */
-    const char *name;    /* the accepted token's NAME */
+    const char *name;    /* the accepted token's NAME, or NULL */
     unsigned char digest[RV_DIGEST_LEN];
     /* The original request: its query as sent, before masking (masked),
      * and whether its verdict is counted yet. */
@@ -548,7 +548,7 @@ static rv_req_state *record_verdict(request_rec *r, const rv_dir_conf *conf,
     st->verdict = verdict;
     st->status = status;
     st->outcome = rv_outcome_name(outcome);
-    st->name = verdict == RV_V_ACCEPTED ? name : NULL;
+    st->name = name;
     if (verdict != RV_V_DEFERRED) {
         show_verdict(r->subprocess_env, st->outcome, name);
         if (r->main != NULL) {
@@ -693,20 +693,24 @@ static void drop_presented(request_rec *r, const rv_dir_conf *conf)
 
 /* One place builds every refusal: the status (RedoxDenyStatus, or 400 for
  * a bad challenge), WWW-Authenticate, REDOX_VERIFY, the log line and the
- * verdict.  quiet: the ErrorDocument of a request refused already, itself
- * in a verified scope; refused again with the first refusal's status
- * (httpd keeps it), logged at debug. */
+ * verdict.  again: the refusal of the request that r is the ErrorDocument
+ * of, r itself in a verified scope: r is refused too, quietly (logged at
+ * debug), and shown as that refusal; httpd answers with its status. */
 static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
-                  const char *what, const char *name, int quiet)
+                  const char *what, const char *name,
+                  const rv_req_state *again)
 {
     int status = why == RV_BAD_CHALLENGE ? HTTP_BAD_REQUEST
                  : conf->deny_status != RV_UNSET ? conf->deny_status
                                                  : HTTP_UNAUTHORIZED;
     const rv_req_state *st =
-        record_verdict(r, conf, RV_V_REFUSED, status, why,
-                       why == RV_BAD_CHALLENGE ? name : NULL);
+        record_verdict(r, conf, RV_V_REFUSED, status, why, name);
+    int quiet = again != NULL;
     const char *doc;
 
+    if (again != NULL) {
+        show_verdict(r->subprocess_env, again->outcome, again->name);
+    }
     drop_presented(r, conf);
     if (why == RV_BAD_CHALLENGE) {
         ap_log_rerror(APLOG_MARK, quiet ? APLOG_DEBUG : APLOG_ERR, 0, r,
@@ -972,7 +976,7 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
     }
     name = rv_tokenset_name_at(conf->tokens, slot);
     if (outcome != RV_OK) {
-        return refuse(r, conf, outcome, "handshake ", name, 0);
+        return refuse(r, conf, outcome, "handshake ", name, NULL);
     }
     record_verdict(r, conf, RV_V_ANSWERED, DONE, RV_HANDSHAKE, name);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -1060,7 +1064,8 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
             count_outcome(r, RV_M_DENIED(outcome));
         }
         return refuse(r, conf, outcome, "", NULL,
-                      prior != NULL && prior->verdict == RV_V_REFUSED);
+                      prior != NULL && prior->verdict == RV_V_REFUSED ? prior
+                                                                      : NULL);
     }
     if (first_verdict(r)) {
         count_token(r, conf, slot, RV_M_ACCEPTED);
