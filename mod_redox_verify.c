@@ -164,13 +164,16 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     /* Runs per request: plain field picks, the token set is shared. */
     conf->verify = add->verify != RV_UNSET ? add->verify : base->verify;
     conf->scope = add->verify != RV_UNSET ? add->scope : base->scope;
+    /* httpd merges a request's <Location> sections with each other first
+     * and the result onto the <Directory> ones: an exemption found in the
+     * first merge is kept through the second. */
     if (add->verify == 0) {
-        conf->exempted_from = base->verify == 1 ? base->scope
-                                                : base->exempted_from;
+        conf->exempted_from = add->exempted_from ? add->exempted_from
+                              : base->verify == 1 ? base->scope
+                                                  : base->exempted_from;
     }
     else {
-        conf->exempted_from =
-            add->verify == 1 ? NULL : base->exempted_from;
+        conf->exempted_from = add->verify == 1 ? NULL : base->exempted_from;
     }
     conf->strip = add->strip != RV_UNSET ? add->strip : base->strip;
     conf->mode = add->mode != RV_UNSET ? add->mode : base->mode;
