@@ -1492,7 +1492,7 @@ static const server_rec *header_limits_of(const server_rec *s,
 
 /* A token too long for its header line can be configured but never
  * presented: httpd answers 400 before any module sees the request. */
-static void warn_long_tokens(server_rec *s)
+static void warn_long_tokens(server_rec *s, server_rec *log_to)
 {
     static const apr_size_t line = sizeof("Authorization: Bearer ") - 1;
     int t;
@@ -1509,7 +1509,7 @@ static void warn_long_tokens(server_rec *s)
                 || tc->longest + line <= (apr_size_t)lim->limit_req_fieldsize) {
                 continue;
             }
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, log_to,
                          "redox_verify: RedoxVerificationToken %s (%s) is %lu "
                          "characters: its header line \"Authorization: "
                          "Bearer <token>\" is longer than the "
@@ -1524,22 +1524,32 @@ static void warn_long_tokens(server_rec *s)
     }
 }
 
-/* The configuration as a whole, at every start and at apachectl -t:
- * what no directive alone shows. */
+/* What no directive alone shows.  log_to: NULL for the startup output
+ * (apachectl -t, the first read of the configuration), else the error
+ * log's server. */
+static void warn_config(server_rec *s, server_rec *log_to)
+{
+    warn_long_tokens(s, log_to);
+    if (literal_token_at != NULL && ap_find_linked_module("mod_info.c")) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, log_to,
+                     "redox_verify: mod_info is loaded and "
+                     "RedoxVerificationToken %s has its token in the "
+                     "configuration: /server-info shows it; give it as "
+                     "file:, env:, exec: or sha256: instead",
+                     literal_token_at);
+    }
+}
+
+/* apachectl -t and the first read at startup say it on the terminal (the
+ * error log is not open yet); post_config says it in the error log. */
 static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s)
 {
     (void)pconf;
     (void)plog;
     (void)ptemp;
-    warn_long_tokens(s);
-    if (literal_token_at != NULL && ap_find_linked_module("mod_info.c")) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
-                     "redox_verify: mod_info is loaded and "
-                     "RedoxVerificationToken %s has its token in the "
-                     "configuration: /server-info shows it; give it as "
-                     "file:, env:, exec: or sha256: instead",
-                     literal_token_at);
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        warn_config(s, NULL);
     }
     return OK;
 }
@@ -1583,6 +1593,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    warn_config(s, s);
     apr_pool_userdata_get(&data, RV_STORE_KEY, s->process->pool);
     store = data;
     if (store == NULL) {
