@@ -1505,8 +1505,10 @@ static void warn_long_tokens(server_rec *s, server_rec *log_to)
         for (v = s; v != NULL && tc->longest > 0; v = v->next) {
             const server_rec *lim = header_limits_of(s, v);
 
+            /* httpd takes a line of up to the limit plus one character */
             if ((tc->server != s && tc->server != v)
-                || tc->longest + line <= (apr_size_t)lim->limit_req_fieldsize) {
+                || tc->longest + line
+                       <= (apr_size_t)lim->limit_req_fieldsize + 1) {
                 continue;
             }
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, log_to,

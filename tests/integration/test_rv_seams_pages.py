@@ -14,6 +14,8 @@ what the configuration says about requests that can never arrive.
   naming the token and the limit.
 """
 
+import secrets
+
 import pytest
 
 import rvhttpd
@@ -57,7 +59,7 @@ def test_rv_seams_pages_mod_info_file_form_shows_no_secret(backend, tmp_path):
     RedoxVerificationToken hashed sha256:{hexd}
     RedoxVerificationToken lit {lit}
 </Location>
-""".format(root=h.root, hexd=rvhttpd.sha256_hex(new_token()), lit=LITERAL))
+""".format(root=h.root, hexd=secrets.token_hex(32), lit=LITERAL))
     h.start()
     try:
         assert h.error_lines("mod_info is loaded and RedoxVerificationToken lit")
@@ -153,7 +155,7 @@ TraceEnable {trace}
 
 
 def test_rv_seams_pages_token_too_long_for_the_header_warned():
-    tok = new_token(60)           # 80 characters
+    tok = new_token(60)           # 80 characters: a line of 102
     body = """
 LimitRequestFieldSize 100
 <Location /redox/>
@@ -177,5 +179,5 @@ LimitRequestFieldSize 100
     finally:
         h.stop()
     # and one that fits draws no warning
-    res = rvhttpd.config_test("long-token-fits", body.replace("100", "200"))
+    res = rvhttpd.config_test("long-token-fits", body.replace("100", "101"))
     assert res.rc == 0 and "LimitRequestFieldSize" not in res.output, res
