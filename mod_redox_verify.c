@@ -481,24 +481,24 @@ static int deny(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     return status;
 }
 
-/* bearer_accepted: the check has just accepted a Bearer Authorization
- * header, so stripping need not parse it again. */
+/* bearer_checked: the check has just accepted this request from its own
+ * headers in a mode that reads Authorization, so a Bearer there is the
+ * accepted token (see rv_bearer_is_ours). */
 static void accept_request(request_rec *r, const rv_dir_conf *conf,
                            const unsigned char *digest, const char *name,
-                           int bearer_accepted)
+                           int bearer_checked)
 {
     remember(r, digest, name, OK);
     apr_table_setn(r->subprocess_env, RV_ENV_SOURCE, name);
     apr_table_setn(r->subprocess_env, RV_ENV_OUTCOME, rv_outcome_name(RV_OK));
     if (conf->strip != 0) {
-        const char *tok;
-        apr_size_t len;
-
         apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
-        if (bearer_accepted
-            || rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
-                               &tok, &len)
-                   != RV_ABSENT) {
+        /* Only our own secret goes: any other Authorization (an OAuth 2.0
+         * access token that mod_oauth2 or mod_auth_openidc checks next,
+         * Basic credentials) stays as it came. */
+        if (rv_bearer_is_ours(conf->tokens,
+                              apr_table_get(r->headers_in, "Authorization"),
+                              bearer_checked)) {
             apr_table_unset(r->headers_in, "Authorization");
         }
         /* An h2c upgrade would run this request again, as stream 1 of the
@@ -787,9 +787,7 @@ static int check(request_rec *r, int counting)
         count_token(r, conf, slot, RV_M_ACCEPTED);
     }
     accept_request(r, conf, digest, rv_tokenset_name_at(conf->tokens, slot),
-                   prior == NULL
-                       && (conf->mode == RV_UNSET || conf->mode == RV_HDR_BOTH
-                           || conf->mode == RV_HDR_BEARER));
+                   prior == NULL && conf->mode != RV_HDR_VTOKEN);
     return OK;
 }
 
