@@ -56,7 +56,7 @@ def substitute(text, changes):
 @pytest.fixture(scope="module")
 def srv(backend):
     K["vt"] = new_token()
-    h = rvhttpd.Httpd("oauth-manual", nports=2, allowed=[
+    h = rvhttpd.Httpd("oauth-manual", nports=2, env=rvoauth.httpd_env(), allowed=[
         r"\[oauth2:warn\].* _oauth2_jose_jwt_verify_jwk: cjose_jws_verify failed: "])
     h.backend = backend
     K["rsa"] = rvoauth.RsaKey(h.root / "secrets", "as-1")

@@ -92,7 +92,7 @@ def scope_conf(name, bp):
 def srv(backend):
     K["vt"] = new_token()
     K["shared"] = rvoauth.new_shared_key()
-    h = rvhttpd.Httpd("oauth2", allowed=ALLOWED)
+    h = rvhttpd.Httpd("oauth2", allowed=ALLOWED, env=rvoauth.httpd_env())
     h.backend = backend
     K["rsa"] = rvoauth.RsaKey(h.root / "secrets", "as-1")
     h.write_conf("\n".join([rvoauth.AUTHZ_USER, rvoauth.ACCESS_COMPAT, rvoauth.MOD_OAUTH2])

@@ -29,7 +29,8 @@ VHOSTS = ("hs256", "rs256")
 def srv(backend):
     K["vt"] = new_token()
     K["shared"] = rvoauth.new_shared_key()
-    h = rvhttpd.Httpd("openidc", allowed=rvoauth.OPENIDC_ALLOWED)
+    h = rvhttpd.Httpd("openidc", allowed=rvoauth.OPENIDC_ALLOWED,
+                      env=rvoauth.httpd_env())
     h.backend = backend
     K["rsa"] = rvoauth.RsaKey(h.root / "secrets", "as-1")
     cert = h.write("keys/as-1.crt", K["rsa"].cert.read_text())
