@@ -800,25 +800,25 @@ static void strip_inherited_env(request_rec *r, const rv_dir_conf *conf)
     }
 }
 
-/* bearer_accepted: the check has just accepted a Bearer Authorization
- * header, so stripping need not parse it again. */
+/* bearer_checked: the check has just accepted this request from its own
+ * headers in a mode that reads Authorization, so a Bearer there is the
+ * accepted token (see rv_bearer_is_ours). */
 static void accept_request(request_rec *r, const rv_dir_conf *conf,
                            const unsigned char *digest, const char *name,
-                           int bearer_accepted)
+                           int bearer_checked)
 {
     rv_req_state *st =
         record_verdict(r, conf, RV_V_ACCEPTED, OK, RV_OK, name);
 
     memcpy(st->digest, digest, RV_DIGEST_LEN);
     if (conf->strip != 0) {
-        const char *tok;
-        apr_size_t len;
-
         apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
-        if (bearer_accepted
-            || rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
-                               &tok, &len)
-                   != RV_ABSENT) {
+        /* Only our own secret goes: any other Authorization (an OAuth 2.0
+         * access token that mod_oauth2 or mod_auth_openidc checks next,
+         * Basic credentials) stays as it came. */
+        if (rv_bearer_is_ours(conf->tokens,
+                              apr_table_get(r->headers_in, "Authorization"),
+                              bearer_checked)) {
             apr_table_unset(r->headers_in, "Authorization");
         }
         /* An h2c upgrade would run this request again, as stream 1 of the
@@ -1075,8 +1075,7 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
     }
     accept_request(r, conf, digest, rv_tokenset_name_at(conf->tokens, slot),
                    (prior == NULL || prior->verdict != RV_V_ACCEPTED)
-                       && (conf->mode == RV_UNSET || conf->mode == RV_HDR_BOTH
-                           || conf->mode == RV_HDR_BEARER));
+                       && conf->mode != RV_HDR_VTOKEN);
     return OK;
 }
 

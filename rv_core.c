@@ -464,6 +464,23 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
     return *slot >= 0 ? RV_OK : RV_WRONG_TOKEN;
 }
 
+int rv_bearer_is_ours(const rv_tokenset *s, const char *authorization,
+                      int checked)
+{
+    unsigned char digest[RV_DIGEST_LEN];
+    const char *tok;
+    apr_size_t len;
+
+    if (rv_parse_bearer(authorization, &tok, &len) != RV_PRESENT) {
+        return 0;
+    }
+    if (checked) {
+        return 1;
+    }
+    return rv_tokenset_count(s) > 0 && rv_digest(tok, len, digest)
+           && find_slot(s, digest) >= 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Request details                                                     */
 

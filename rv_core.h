@@ -109,6 +109,18 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
                                apr_size_t len, int *slot,
                                unsigned char digest[RV_DIGEST_LEN]);
 
+/* Is authorization (a request's Authorization value, or NULL) a Bearer
+ * header that carries one of the set's tokens, a secret of ours to strip
+ * from a verified request?  checked: the request was just accepted by a
+ * check that read this header (RedoxTokenHeaders both, bearer or any), so
+ * a well-formed Bearer there is the accepted token and is not digested
+ * again.  Otherwise a well-formed Bearer's token is digested, once, and
+ * looked up in constant time.  Anything else (no header, another scheme,
+ * a malformed Bearer, a token not in the set such as an OAuth 2.0 access
+ * token) is not ours: 0. */
+int rv_bearer_is_ours(const rv_tokenset *s, const char *authorization,
+                      int checked);
+
 /* Request details the glue needs. */
 
 /* Header names that a backend may take for the same: case aside, CGI-style

@@ -11,6 +11,9 @@
  * from the parsed headers and a plain comparison with the configured
  * tokens (no digest, no table); an accepted request names the token it
  * carried and returns that token's SHA-256; an empty set denies everything.
+ * The strip decision (rv_bearer_is_ours) holds exactly for a well-formed
+ * Bearer that carries a configured token, digested or, after a check that
+ * read Authorization and accepted, not.
  */
 
 #include "fuzz_common.h"
@@ -92,10 +95,29 @@ static rv_outcome model(rv_hdr_mode mode, const char *auth, const char *vt,
     return RV_WRONG_TOKEN;
 }
 
+/* Is auth a well-formed Bearer that carries one of TOKENS? */
+static int ours_model(const char *auth)
+{
+    const char *tok;
+    apr_size_t len;
+    size_t i;
+
+    if (rv_parse_bearer(auth, &tok, &len) != RV_PRESENT) {
+        return 0;
+    }
+    for (i = 0; i < NTOKENS; i++) {
+        if (strlen(TOKENS[i].token) == len
+            && memcmp(TOKENS[i].token, tok, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf, *auth = NULL, *vt = NULL, *nl;
-    int mode;
+    int mode, ours;
 
     if (size < 1) {
         return 0;
@@ -112,6 +134,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(vt != NULL);
     }
 
+    ours = ours_model(auth);
+    FZ_CHECK(rv_bearer_is_ours(set, auth, 0) == ours);
+    FZ_CHECK(rv_bearer_is_ours(empty, auth, 0) == 0);
     for (mode = RV_HDR_BOTH; mode <= RV_HDR_VTOKEN; mode++) {
         unsigned char digest[RV_DIGEST_LEN], want[RV_DIGEST_LEN];
         const char *name = "unset";
@@ -131,6 +156,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(rv_digest(TOKENS[which].token,
                                strlen(TOKENS[which].token), want));
             FZ_CHECK(memcmp(digest, want, RV_DIGEST_LEN) == 0);
+            if (mode != RV_HDR_VTOKEN) {
+                FZ_CHECK(rv_bearer_is_ours(set, auth, 1) == ours);
+            }
         }
         else {
             FZ_CHECK(name == NULL);

@@ -204,7 +204,8 @@ def test_rv_docs_man_page_renders_cleanly(registered, tmp_path):
     for heading in ("THE ENDPOINT-VERIFICATION HANDSHAKE",
                     "ROTATING A TOKEN",
                     "KEEPING TOKENS OUT OF CONFIGURATION FILES", "LOGGING",
-                    "COMBINING WITH REQUIRE IP", "TROUBLESHOOTING"):
+                    "COMBINING WITH REQUIRE IP",
+                    "WITH REDOX'S OAUTH 2.0 AUTHENTICATION", "TROUBLESHOOTING"):
         assert heading in text, heading
 
 

@@ -483,6 +483,20 @@ def test_rv_core_mode_vt_accept_ignores_authorization(srv):
     r = srv.request("/proxy/{rid}", host="vt.test",
                     headers=[("Authorization", "Bearer"), vtok(t)])
     assert r.status == 200, r
+    assert r.backend_requests[0].values("Authorization") == ["Bearer"]
+    # A Bearer that is not one of the scope's tokens (an OAuth 2.0 access
+    # token for mod_oauth2, say) is not ours to strip: it goes on as it came.
+    r = srv.request("/proxy/{rid}", host="vt.test",
+                    headers=[("Authorization", "bearer  eyJhbGciOiJub25lIn0.e30."), vtok(t)])
+    assert r.status == 200, r
+    rec = r.backend_requests[0]
+    assert rec.values("Authorization") == ["bearer  eyJhbGciOiJub25lIn0.e30."]
+    assert not rec.has("verification-token")
+    # ... but a Bearer that carries the scope's token is a secret of ours
+    r = srv.request("/proxy/{rid}", host="vt.test", headers=both(t))
+    assert r.status == 200, r
+    rec = r.backend_requests[0]
+    assert not rec.has("Authorization") and not rec.has("verification-token"), rec
     # Basic credentials for someone else pass through untouched
     r = srv.request("/proxy/{rid}", host="vt.test",
                     headers=[("Authorization", "Basic dXNlcjpwYXNz"), vtok(t)])

@@ -328,6 +328,31 @@ static void test_tokenset_slots(void **state)
     assert_int_equal(slot, -1);
 }
 
+/* Only a Bearer carrying one of the set's tokens is ours to strip. */
+static void test_bearer_is_ours(void **state)
+{
+    rv_tokenset *s = two_tokens();
+
+    (void)state;
+    /* Not checked (RedoxTokenHeaders verification-token, a redirect):
+     * the Bearer's token is looked up. */
+    assert_true(rv_bearer_is_ours(s, "Bearer " TOK, 0));
+    assert_true(rv_bearer_is_ours(s, "bearer   " TOK2 " ", 0));
+    assert_false(rv_bearer_is_ours(s, "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", 0));
+    assert_false(rv_bearer_is_ours(s, "Bearer x" TOK, 0));
+    assert_false(rv_bearer_is_ours(s, "Basic " TOK, 0));
+    assert_false(rv_bearer_is_ours(s, "Bearer", 0));
+    assert_false(rv_bearer_is_ours(s, "Bearer " TOK " " TOK, 0));
+    assert_false(rv_bearer_is_ours(s, "", 0));
+    assert_false(rv_bearer_is_ours(s, NULL, 0));
+    assert_false(rv_bearer_is_ours(NULL, "Bearer " TOK, 0));
+    assert_false(rv_bearer_is_ours(rv_tokenset_make(pool), "Bearer " TOK, 0));
+    /* Checked: a well-formed Bearer is the token just accepted. */
+    assert_true(rv_bearer_is_ours(s, "Bearer " TOK, 1));
+    assert_false(rv_bearer_is_ours(s, "Basic " TOK, 1));
+    assert_false(rv_bearer_is_ours(s, NULL, 1));
+}
+
 static void test_outcome_names(void **state)
 {
     (void)state;
@@ -625,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_verify_no_tokens),
         cmocka_unit_test(test_verify_digest_out),
         cmocka_unit_test(test_tokenset_slots),
+        cmocka_unit_test(test_bearer_is_ours),
         cmocka_unit_test(test_outcome_names),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_hex_and_lines),
