@@ -121,6 +121,9 @@ typedef struct {
     const char *args_as_sent;
     int masked;
     int counted;
+    /* This request was looked at as a handshake in this scope: its body,
+     * if any, is read. */
+    const rv_dir_conf *handshake_tried;
 } rv_req_state;
 
 /* The counters of this generation.  Module globals are set in the parent
@@ -989,6 +992,58 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
     return answer_challenge(r, challenge);
 }
 
+/* A handshake is a request of its own that carries no token header (not
+ * a sub-request: its answer would be part of another page); an
+ * Authorization header that this scope does not read (RedoxTokenHeaders
+ * verification-token: an OAuth 2.0 access token) does not count.  Looked
+ * at once per request and scope.  Returns DECLINED when r is not one. */
+static int handshake_if_one(request_rec *r, const rv_dir_conf *conf,
+                            const char *args, const char *vtoken,
+                            const char *auth)
+{
+    rv_req_state *st;
+    const char *tok;
+    apr_size_t len;
+
+    if (conf->challenge == 0 || vtoken != NULL || r->main != NULL
+        || (conf->mode != RV_HDR_VTOKEN
+            && rv_parse_bearer(auth, &tok, &len) != RV_ABSENT)) {
+        return DECLINED;
+    }
+    st = make_state(r);
+    if (st->handshake_tried == conf) {
+        return DECLINED;
+    }
+    st->handshake_tried = conf;
+    return handshake(r, conf, args);
+}
+
+/* The query as the client sent it: kept by mask_request before masking. */
+static const char *args_as_sent(request_rec *r)
+{
+    const rv_req_state *os = own_state(original_request(r));
+
+    return os != NULL && os->masked ? os->args_as_sent : r->args;
+}
+
+/* The header parser, first: a handshake in a verified scope is answered
+ * before httpd's access control runs, so that Satisfy Any (which goes on
+ * to authentication when an access checker's answer is not OK) cannot
+ * replace the answer with another module's 401.  Runs for the request the
+ * client sent and its internal redirects, not for sub-requests. */
+static int check_handshake(request_rec *r)
+{
+    const rv_dir_conf *conf = dir_conf(r);
+
+    if (conf->challenge == 0 || !in_verified_scope(r, conf)
+        || verdict_before(r) != NULL) {
+        return DECLINED;
+    }
+    return handshake_if_one(r, conf, args_as_sent(r),
+                            apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME),
+                            apr_table_get(r->headers_in, "Authorization"));
+}
+
 /* ------------------------------------------------------------------ */
 /* The check                                                           */
 
@@ -1006,25 +1061,17 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
     const rv_req_state *prior = verdict_before(r), *os = own_state(orig);
     const char *auth = apr_table_get(r->headers_in, "Authorization");
     const char *vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
-    const char *args = r->args, *tok;
+    const char *args = args_as_sent(r);
     unsigned char digest[RV_DIGEST_LEN];
-    apr_size_t len;
     rv_outcome outcome;
     int slot = -1;
 
-    if (os != NULL && os->masked) {
-        args = os->args_as_sent;
-    }
     if (r != orig || os == NULL || !os->masked) {
         redact_query(r);
     }
 
-    /* A handshake is a request of its own that carries no token header
-     * (not a sub-request: its answer would be part of another page). */
-    if (conf->challenge != 0 && vtoken == NULL && prior == NULL
-        && r->main == NULL
-        && rv_parse_bearer(auth, &tok, &len) == RV_ABSENT) {
-        int status = handshake(r, conf, args);
+    if (prior == NULL) {
+        int status = handshake_if_one(r, conf, args, vtoken, auth);
 
         if (status != DECLINED) {
             return status;
@@ -1714,6 +1761,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_mpm(pre_mpm, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(mask_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_header_parser(check_handshake, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_access_checker(check_access, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(check_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(check_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);

@@ -16,7 +16,7 @@ The same is tried with `Satisfy Any`, `<RequireAny>` and `<RequireAll>`
 around the OAuth module's `Require` line: the verification token stays
 mandatory whatever they say (whether the access token is still needed is
 httpd's business and differs between them), and Redox's handshake is
-answered there, except under `Satisfy Any` (see SATISFY_ANY_HANDSHAKE)."""
+answered there, Satisfy Any included."""
 
 import json
 import uuid
@@ -262,24 +262,19 @@ def test_rv_oauth_mod_oauth2_our_token_as_bearer_is_stripped(srv):
 # ---------------------------------------------------------------------------
 # The handshake is answered by this module in every such Location
 # ---------------------------------------------------------------------------
-def handshake(srv, scope, token):
+def handshake(srv, scope, token, access_token=None):
+    extra = [("Authorization", "Bearer " + access_token)] if access_token else []
     return srv.request("/%s/{rid}" % scope, method="POST",
-                       headers=[("Content-Type", "application/json")],
+                       headers=[("Content-Type", "application/json")] + extra,
                        body=json.dumps({"verification-token": token,
                                         "challenge": HANDSHAKE_UUID}))
 
 
-# With Satisfy Any an access checker's DONE does not end the request: httpd
-# goes on to authentication, mod_oauth2 refuses the handshake (it carries no
-# access token) and its 401 replaces the answer.  The handshake needs a hook
-# that runs before the Satisfy logic (header_parser); left to the request
-# path's owner, see the report of issue 15.
-SATISFY_ANY_HANDSHAKE = pytest.mark.xfail(
-    strict=True, reason="Satisfy Any: mod_oauth2's 401 replaces the handshake answer")
-
-
-@pytest.mark.parametrize("scope", [pytest.param(n, marks=SATISFY_ANY_HANDSHAKE)
-                                   if n.startswith("satisfy-any") else n for n in SCOPES])
+# With Satisfy Any an access checker's answer that is not OK does not end
+# the request: httpd goes on to authentication, where mod_oauth2 would
+# refuse the handshake (it carries no access token).  The module answers the
+# handshake in the header parser, before any of that.
+@pytest.mark.parametrize("scope", list(SCOPES))
 def test_rv_oauth_mod_oauth2_handshake_answered(srv, scope):
     r = handshake(srv, scope, K["vt"])
     assert r.status == 200, r
@@ -296,3 +291,17 @@ def test_rv_oauth_mod_oauth2_handshake_wrong_token(srv, scope):
     assert HANDSHAKE_UUID.encode() not in r.body
     assert r.backend_requests == []
     assert access_line(srv, r.rid).endswith(" rvsrc=- rvver=wrong-token")
+
+
+@pytest.mark.parametrize("scope", ["hs256", "rs256"])
+def test_rv_oauth_mod_oauth2_handshake_with_access_token_answered(srv, scope):
+    """Redox may send its access token with the handshake too: this scope
+    does not read Authorization (RedoxTokenHeaders verification-token), so
+    the request is still a handshake, answered here."""
+    token = jwt(scope)
+    r = handshake(srv, scope, K["vt"], token)
+    assert r.status == 200, r
+    assert r.body == HANDSHAKE_UUID.encode()
+    assert r.backend_requests == []
+    assert access_line(srv, r.rid).endswith(" rvsrc=prod rvver=handshake")
+    assert_no_secret_logged(srv, r.rid, token, K["vt"])
