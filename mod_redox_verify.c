@@ -171,7 +171,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
      * and the result onto the <Directory> ones: an exemption found in the
      * first merge is kept through the second. */
     if (add->verify == 0) {
-        conf->exempted_from = add->exempted_from ? add->exempted_from
+        conf->exempted_from = add->exempted_from  ? add->exempted_from
                               : base->verify == 1 ? base->scope
                                                   : base->exempted_from;
     }
@@ -215,9 +215,8 @@ static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
 
     conf->verify = on;
     if (on) {
-        rv_srv_conf *sc =
-            ap_get_module_config(cmd->server->module_config,
-                                 &redox_verify_module);
+        rv_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
+                                               &redox_verify_module);
 
         sc->verified = 1;
         any_verified = 1;
@@ -657,7 +656,8 @@ static void unset_source_header(request_rec *r, const rv_dir_conf *conf)
     int i = 0;
 
     while (i < arr->nelts) {
-        if (e[i].key != NULL && rv_same_header(e[i].key, conf->source_header)) {
+        if (e[i].key != NULL
+            && rv_same_header(e[i].key, conf->source_header)) {
             apr_table_unset(r->headers_in, e[i].key);
             i = 0; /* unset moved the entries: start over */
             continue;
@@ -706,7 +706,7 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
                   const char *what, const char *name,
                   const rv_req_state *again)
 {
-    int status = why == RV_BAD_CHALLENGE ? HTTP_BAD_REQUEST
+    int status = why == RV_BAD_CHALLENGE         ? HTTP_BAD_REQUEST
                  : conf->deny_status != RV_UNSET ? conf->deny_status
                                                  : HTTP_UNAUTHORIZED;
     const rv_req_state *st =
@@ -810,8 +810,7 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
                            const unsigned char *digest, const char *name,
                            int bearer_checked)
 {
-    rv_req_state *st =
-        record_verdict(r, conf, RV_V_ACCEPTED, OK, RV_OK, name);
+    rv_req_state *st = record_verdict(r, conf, RV_V_ACCEPTED, OK, RV_OK, name);
 
     memcpy(st->digest, digest, RV_DIGEST_LEN);
     if (conf->strip != 0) {
@@ -843,8 +842,8 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
         /* A proxy drops the headers that Connection names (hop-by-hop):
          * the module's header must arrive. */
         if (conn != NULL) {
-            const char *rest = rv_list_without(r->pool, conn,
-                                               conf->source_header);
+            const char *rest =
+                rv_list_without(r->pool, conn, conf->source_header);
 
             if (rest == NULL) {
                 apr_table_unset(r->headers_in, "Connection");
@@ -1768,9 +1767,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* before mod_log_config (APR_HOOK_MIDDLE) writes the access log */
     ap_hook_log_transaction(mask_for_log, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    keep_refusal_status_filter = ap_register_output_filter(
-        "REDOX_VERIFY_STATUS", keep_refusal_status, NULL,
-        AP_FTYPE_CONTENT_SET);
+    keep_refusal_status_filter =
+        ap_register_output_filter("REDOX_VERIFY_STATUS", keep_refusal_status,
+                                  NULL, AP_FTYPE_CONTENT_SET);
     APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
 }

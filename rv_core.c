@@ -747,7 +747,8 @@ static const char *value_from_exec(apr_pool_t *p, int argc, char *const argv[],
 int rv_value_is_literal(const char *value)
 {
     return strncmp(value, "exec:", 5) != 0 && strncmp(value, "sha256:", 7) != 0
-           && strncmp(value, "file:", 5) != 0 && strncmp(value, "env:", 4) != 0;
+           && strncmp(value, "file:", 5) != 0
+           && strncmp(value, "env:", 4) != 0;
 }
 
 const char *rv_resolve_value(apr_pool_t *p, int argc, char *const argv[],

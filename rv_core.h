@@ -129,8 +129,7 @@ int rv_same_header(const char *a, const char *b);
 /* A comma-separated header value (Connection) without the elements that
  * name the header name (rv_same_header): list itself when none does, NULL
  * when nothing is left. */
-const char *rv_list_without(apr_pool_t *p, const char *list,
-                            const char *name);
+const char *rv_list_without(apr_pool_t *p, const char *list, const char *name);
 /* Is the path of this request target (origin or absolute form, query
  * aside) one that a backend may resolve to another path than httpd did:
  * does it contain ';', a backslash, an encoded '/', '\' or '.', or a '.'

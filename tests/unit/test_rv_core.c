@@ -440,10 +440,9 @@ static void test_list_without(void **state)
         "keep-alive");
     assert_null(rv_list_without(pool, " X-Redox-Source ", "X-Redox-Source"));
     assert_null(rv_list_without(pool, NULL, "X-Redox-Source"));
-    assert_string_equal(
-        rv_list_without(pool, "close,\tx-redox-source\t, te",
-                        "X-Redox-Source"),
-        "close, te");
+    assert_string_equal(rv_list_without(pool, "close,\tx-redox-source\t, te",
+                                        "X-Redox-Source"),
+                        "close, te");
 }
 
 static void test_path_ambiguous(void **state)
@@ -616,8 +615,7 @@ static void test_resolve_exec(void **state)
     assert_null(resolve(2, ok, d, &len));
     assert_digest_of(d, TOK);
     assert_non_null(strstr(resolve(1, failing, d, &len), "failed"));
-    assert_non_null(
-        strstr(resolve(1, nothing, d, &len), "printed nothing"));
+    assert_non_null(strstr(resolve(1, nothing, d, &len), "printed nothing"));
     assert_non_null(resolve(1, absent, d, &len));
 }
 
