@@ -277,7 +277,7 @@ format:
 DEB_FUZZ     = clang-14 libclang-rt-14-dev
 FUZZ_CC      = clang-14
 FUZZ_SECONDS ?= 60
-FUZZERS      = fuzz_bearer fuzz_verify fuzz_hs_body fuzz_hs_query
+FUZZERS      = fuzz_bearer fuzz_verify fuzz_hs_body fuzz_hs_query fuzz_request
 FUZZ_DIR     = build/fuzz
 FUZZ_BINS    = $(addprefix $(FUZZ_DIR)/,$(FUZZERS))
 FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined \
