@@ -22,9 +22,8 @@
 #include "rv_core.h"
 
 static const char *const outcome_names[RV_OUTCOME_COUNT] = {
-    "ok",       "missing",   "malformed", "wrong-token",
-    "mismatch", "no-tokens", "handshake", "bad-challenge",
-    "expired"};
+    "ok",        "missing",   "malformed",     "wrong-token", "mismatch",
+    "no-tokens", "handshake", "bad-challenge", "expired"};
 
 const char *rv_outcome_name(rv_outcome o)
 {

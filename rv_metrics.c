@@ -461,10 +461,10 @@ char *rv_render_prometheus(apr_pool_t *p, const rv_series *s, int n,
     /* Every family has its HELP and TYPE, with or without samples, so a
      * scraper sees the same families whatever the configuration. */
     for (m = 0; m < RV_M_METRIC_COUNT; m++) {
-        ADD(out, apr_psprintf(p, "# HELP %s %s\n# TYPE %s %s\n",
-                              metrics[m].name, metrics[m].help,
-                              metrics[m].name,
-                              rv_metric_is_gauge(m) ? "gauge" : "counter"));
+        ADD(out,
+            apr_psprintf(p, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name,
+                         metrics[m].help, metrics[m].name,
+                         rv_metric_is_gauge(m) ? "gauge" : "counter"));
         for (i = 0; i < n; i++) {
             if (s[i].metric != (rv_metric)m) {
                 continue;
@@ -517,8 +517,8 @@ static const char *html_value(apr_pool_t *p, rv_metric m, apr_uint64_t v)
     if (v == 0) {
         return "never";
     }
-    return apr_pstrdup(p, rv_format_time(apr_time_from_sec((apr_time_t)v),
-                                         buf));
+    return apr_pstrdup(p,
+                       rv_format_time(apr_time_from_sec((apr_time_t)v), buf));
 }
 
 char *rv_render_status_html(apr_pool_t *p, const rv_series *s, int n,
@@ -540,20 +540,20 @@ char *rv_render_status_html(apr_pool_t *p, const rv_series *s, int n,
                 continue;
             }
             if (rows++ == 0 && !notable) {
-                ADD(out, apr_psprintf(p,
-                                      "<table border=\"0\"><tr>"
-                                      "<th>VirtualHost</th><th>%s</th>"
-                                      "<th>%s</th></tr>\n",
-                                      metrics[m].label,
-                                      rv_metric_is_gauge(m) ? "UTC"
-                                                            : "count"));
+                ADD(out,
+                    apr_psprintf(p,
+                                 "<table border=\"0\"><tr>"
+                                 "<th>VirtualHost</th><th>%s</th>"
+                                 "<th>%s</th></tr>\n",
+                                 metrics[m].label,
+                                 rv_metric_is_gauge(m) ? "UTC" : "count"));
             }
             vhost = apr_pescape_entity(p, s[i].vhost, 0);
             label = apr_pescape_entity(p, s[i].label, 0);
             value = html_value(p, (rv_metric)m, values[i]);
             if (notable) {
-                ADD(out, apr_psprintf(p, "%s %s: %s<br />\n", vhost, label,
-                                      value));
+                ADD(out,
+                    apr_psprintf(p, "%s %s: %s<br />\n", vhost, label, value));
             }
             else {
                 ADD(out, apr_psprintf(p,

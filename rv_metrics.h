@@ -99,9 +99,8 @@ static APR_INLINE void rv_stamp(rv_counter *c, apr_uint32_t index,
     apr_uint64_t cur = __atomic_load_n(&c[index], __ATOMIC_RELAXED);
 
     while (cur < t
-           && !__atomic_compare_exchange_n(&c[index], &cur, t, 1,
-                                           __ATOMIC_RELAXED,
-                                           __ATOMIC_RELAXED)) {
+           && !__atomic_compare_exchange_n(
+               &c[index], &cur, t, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
 #else
     apr_uint64_t cur = apr_atomic_read64(&c[index]);

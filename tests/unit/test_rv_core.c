@@ -462,9 +462,9 @@ static void test_expiry_format(void **state)
 
     (void)state;
     assert_string_equal(rv_format_time(0, buf), "1970-01-01T00:00:00Z");
-    assert_string_equal(rv_format_time(apr_time_from_sec(1767225600) + 999999,
-                                       buf),
-                        "2026-01-01T00:00:00Z");
+    assert_string_equal(
+        rv_format_time(apr_time_from_sec(1767225600) + 999999, buf),
+        "2026-01-01T00:00:00Z");
     assert_string_equal(rv_format_time(apr_time_from_sec(253402300799LL), buf),
                         "9999-12-31T23:59:59Z");
 }

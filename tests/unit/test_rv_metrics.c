@@ -355,8 +355,7 @@ static void test_metric_reasons(void **state)
     assert_true(rv_metric_is_gauge(RV_M_TOKEN_LAST_ACCEPTED));
     assert_int_equal(rv_metric_read(RV_M_HANDSHAKES_ANSWERED), RV_READ_SUM);
     assert_int_equal(rv_metric_read(RV_M_TOKEN_EXPIRY), RV_READ_CONFIG);
-    assert_int_equal(rv_metric_read(RV_M_TOKEN_LAST_ACCEPTED),
-                     RV_READ_LATEST);
+    assert_int_equal(rv_metric_read(RV_M_TOKEN_LAST_ACCEPTED), RV_READ_LATEST);
     assert_string_equal(rv_metric_label(RV_M_REQUESTS_ACCEPTED), "name");
     assert_string_equal(rv_metric_label(RV_M_HANDSHAKES_REFUSED), "reason");
 }
