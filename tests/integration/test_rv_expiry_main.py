@@ -296,3 +296,25 @@ def test_rv_expiry_main_exec_arguments_then_expires():
                               files={"prog": (prog, 0o700)})
     assert res.rc == 0 and "Syntax OK" in res.output, res
     assert tok not in res.output
+
+
+def test_rv_expiry_main_config_test_warns_but_passes():
+    """apache2 -t: an expired token and one within 14 days are warnings
+    naming them; the configuration is still OK (a restart after the date
+    must not take the site down); 15 days out says nothing."""
+    now = int(time.time())
+    toks = [new_token() for _ in range(3)]
+    res = rvhttpd.config_test(
+        "expiry-warn",
+        "RedoxVerificationToken gone %s expires=2020-02-29\n"
+        "RedoxVerificationToken near %s expires=%s\n"
+        "RedoxVerificationToken later %s expires=%s\n"
+        % (toks[0], toks[1], utc(now + 13 * DAY), toks[2], utc(now + 15 * DAY)))
+    assert res.rc == 0 and "Syntax OK" in res.output, res
+    assert re.search(r"\[redox_verify:warn\].*RedoxVerificationToken gone \(%s:\d+\) expired at "
+                     r"2020-02-29T00:00:00Z" % re.escape(str(res.conf)), res.output), res
+    assert re.search(r"\[redox_verify:warn\].*RedoxVerificationToken near \(.*\) expires at %s, "
+                     r"within 14 days" % utc(now + 13 * DAY), res.output), res
+    assert "later" not in res.output
+    for t in toks:
+        assert t not in res.output
