@@ -1044,8 +1044,9 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
     apr_size_t cap = 0, n = 0, k = 0;
     server_rec *v;
     apr_uint32_t i, nconsts = 0;
+    apr_size_t expiring = 0;
     apr_time_t expires;
-    int o, t;
+    int o, t, slot;
 
     for (v = s; v != NULL; v = v->next) {
         n++;
@@ -1066,10 +1067,16 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
         tc->stride = all ? (apr_uint32_t)slots : 0;
         tc->first =
             apr_pcalloc(pconf, (all ? n : 1) * slots * sizeof(apr_uint32_t));
-        /* accepted, answered, last accepted, and maybe the expiry */
-        cap += (all ? n : 1) * 4 * (apr_size_t)rv_tokenset_count(tc->set);
+        /* accepted, answered and last accepted; the expiries below */
+        cap += (all ? n : 1) * 3 * (apr_size_t)rv_tokenset_count(tc->set);
+        for (slot = 0; slot < (int)slots; slot++) {
+            if (rv_tokenset_expiry_at(tc->set, slot) != RV_NEVER) {
+                expiring += all ? n : 1;
+            }
+        }
     }
-    series_consts = apr_palloc(pconf, (cap + 1) * sizeof(*series_consts));
+    cap += expiring;
+    series_consts = apr_palloc(pconf, (expiring + 1) * sizeof(*series_consts));
 
     /* malloc, not ptemp: freed, it goes back instead of staying mapped in
      * the pool allocator of every child. */
@@ -1101,7 +1108,7 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
         rv_token_counters *tc =
             APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        int slots = rv_tokenset_slots(tc->set), slot;
+        int slots = rv_tokenset_slots(tc->set);
 
         for (v = s, i = 0; v != NULL; v = v->next, i++) {
             if (first_row(tc, v, i) < 0) {

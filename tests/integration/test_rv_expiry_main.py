@@ -318,3 +318,41 @@ def test_rv_expiry_main_config_test_warns_but_passes():
     assert "later" not in res.output
     for t in toks:
         assert t not in res.output
+
+
+def test_rv_expiry_main_gauge_per_vhost_earliest():
+    """A server-level token's expiry shows in every VirtualHost; one NAME
+    configured in two scopes of a VirtualHost with two expiries shows the
+    earlier; a token without expires= has no expiry series."""
+    toks = [new_token() for _ in range(4)]
+    h = rvhttpd.Httpd("expiry-gauge", lean=True)
+    h.write_conf("""
+RedoxVerificationToken everywhere {0} expires=2098-01-01
+<Location /metrics>
+    SetHandler redox-verify-metrics
+</Location>
+<VirtualHost 127.0.0.1:{port}>
+    ServerName g.test
+    <Location /a/>
+        RedoxVerify On
+        RedoxVerificationToken prod {1} expires=2099-01-01
+        RedoxVerificationToken plain {3}
+    </Location>
+    <Location /b/>
+        RedoxVerify On
+        RedoxVerificationToken prod {2} expires=2098-06-01T12:00:00Z
+    </Location>
+</VirtualHost>
+""".format(*toks, port=h.port))
+    h.start()
+    try:
+        g = rvmetrics.gauges(h, host="g.test")
+        expiry = {k[1:]: v for k, v in g.items() if k[0] == "expiry"}
+        at = lambda t: calendar.timegm(time.strptime(t, "%Y-%m-%dT%H:%M:%SZ"))  # noqa: E731
+        g_test, local = "g.test:%d" % h.port, "localhost:%d" % h.port
+        assert expiry == {(g_test, "prod"): at("2098-06-01T12:00:00Z"),
+                          (g_test, "everywhere"): at("2098-01-01T00:00:00Z"),
+                          (local, "everywhere"): at("2098-01-01T00:00:00Z")}
+        assert g[("last_accepted", "g.test:%d" % h.port, "plain")] == 0
+    finally:
+        h.stop()
