@@ -3,6 +3,7 @@
 #   make          build .libs/mod_redox_verify.so
 #   make run      install missing Debian packages, build, start a demo Apache
 #   make test     install missing Debian packages, build, run every test
+#   make rules    promtool check rules and the alert rules' unit tests
 #   make install  apxs -i plus the a2enmod files and the man page
 #                 (DESTDIR is honoured; make uninstall removes them)
 #   make man      the man page redox_verify(5), from docs/mod_redox_verify.md
@@ -45,14 +46,15 @@ DEB_DIR   = build/deb
 # Debian packages the build and the tests need.
 DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl python3
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl \
-            libapache2-mod-oauth2 libapache2-mod-auth-openidc
+            libapache2-mod-oauth2 libapache2-mod-auth-openidc \
+            prometheus python3-prometheus-client
 # ... and the package build (make deb) and its tests (lintian, man).
 DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
               lintian man-db
 # ... and the benchmarks (make bench).
 DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 
-.PHONY: all deps deps-build deps-deb deps-bench run test unit integration \
+.PHONY: all deps deps-build deps-deb deps-bench run test unit integration rules \
         install-test install uninstall man deb bench bench-quick format clean \
         deps-asan asan asan-build deps-lint lint deps-fuzz fuzz fuzz-build \
         deps-load load load-asan fresh-test
@@ -84,6 +86,7 @@ run: deps-build
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory rules
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory install-test
 
@@ -114,6 +117,16 @@ tests/unit/test_rv_reload: tests/unit/test_rv_reload.c $(RELOAD_SO)
 
 integration: $(MODULE)
 	$(PYTHON) -m pytest -q tests/integration
+
+# The shipped Prometheus alert rules: valid for Prometheus, and each alert
+# firing and not firing in the rule unit tests (Debian's prometheus).
+RULES_FILE = conf/prometheus/redox_verify.rules.yml
+RULES_TEST = tests/prometheus/redox_verify.rules.test.yml
+
+rules:
+	@tools/ensure-debs prometheus
+	promtool check rules $(RULES_FILE)
+	promtool test rules $(RULES_TEST)
 
 deps-bench: deps-build
 	@tools/ensure-debs $(DEB_BENCH)

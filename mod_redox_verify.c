@@ -134,6 +134,7 @@ static rv_store *store;
 static rv_counter *counters; /* the store's newest segment */
 static rv_series *series;    /* what is exported, sorted */
 static int series_count;
+static apr_uint64_t *series_consts; /* values fixed by the configuration */
 /* The generation's servers and their vhost labels, by ordinal, in pconf:
  * pre_mpm lays the counters out afresh from them after a hard restart. */
 static server_rec *layout_servers;
@@ -230,6 +231,34 @@ static const char *set_verify(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+#define RV_EXPIRY_NOTICE (14 * 24 * 3600) /* seconds: warn this early */
+
+/* At startup and every reload: a token that has expired, or expires within
+ * RV_EXPIRY_NOTICE, is worth a warning (not an error: a restart after the
+ * date must not take the site down). */
+static void warn_expiry(cmd_parms *cmd, const char *name, apr_time_t expires)
+{
+    apr_time_t now = apr_time_now();
+    char when[RV_TIME_TEXT];
+
+    rv_format_time(expires, when);
+    if (expires <= now) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
+                     "redox_verify: RedoxVerificationToken %s (%s:%d) "
+                     "expired at %s: requests and handshakes with it are "
+                     "refused (expired)",
+                     name, cmd->directive->filename, cmd->directive->line_num,
+                     when);
+    }
+    else if (expires - now <= apr_time_from_sec(RV_EXPIRY_NOTICE)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
+                     "redox_verify: RedoxVerificationToken %s (%s:%d) "
+                     "expires at %s, within %d days: rotate it before then",
+                     name, cmd->directive->filename, cmd->directive->line_num,
+                     when, RV_EXPIRY_NOTICE / 86400);
+    }
+}
+
 static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                              char *const argv[])
 {
@@ -237,10 +266,11 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
     unsigned char digest[RV_DIGEST_LEN];
     char **args;
     const char *err, *where;
+    apr_time_t expires;
     apr_size_t len;
 
     if (argc < 2) {
-        return "RedoxVerificationToken: expects NAME VALUE";
+        return "RedoxVerificationToken: expects NAME VALUE [expires=WHEN]";
     }
     if (!rv_name_valid(argv[0])) {
         return apr_psprintf(cmd->pool,
@@ -250,6 +280,13 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                             ap_escape_logitem(cmd->pool, argv[0]),
                             RV_NAME_MAX);
     }
+    argc--; /* from here on, the VALUE and the words after it */
+    err = rv_take_expiry(cmd->temp_pool, &argc, argv + 1, &expires);
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "RedoxVerificationToken %s: %s",
+                            argv[0], err);
+    }
+    argc++;
     args = apr_pmemdup(cmd->temp_pool, argv + 1, (argc - 1) * sizeof(char *));
     if (argc == 2 && strncmp(args[0], "exec:", 5) == 0
         && strpbrk(args[0], " \t") != NULL) {
@@ -286,7 +323,7 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
             }
             APR_ARRAY_PUSH(registered, rv_token_counters *) = tc;
         }
-        err = rv_tokenset_add(conf->tokens, argv[0], digest);
+        err = rv_tokenset_add_expiring(conf->tokens, argv[0], digest, expires);
     }
     if (err != NULL) {
         return apr_psprintf(cmd->pool, "RedoxVerificationToken %s: %s",
@@ -310,6 +347,9 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
                      "shorter than %d characters; Redox asks for long, "
                      "hard-to-guess tokens",
                      argv[0], where, RV_SHORT_TOKEN);
+    }
+    if (expires != RV_NEVER) {
+        warn_expiry(cmd, argv[0], expires);
     }
     return NULL;
 }
@@ -397,9 +437,10 @@ static const command_rec redox_verify_cmds[] = {
     AP_INIT_FLAG("RedoxVerify", set_verify, NULL, RV_CONTEXT,
                  "On to require a valid Redox token in this scope"),
     AP_INIT_TAKE_ARGV("RedoxVerificationToken", set_token, NULL, RV_CONTEXT,
-                      "NAME VALUE: a token accepted here; VALUE is the "
-                      "token, file:PATH, env:VAR, exec:PROGRAM [ARGS] or "
-                      "sha256:HEX"),
+                      "NAME VALUE [expires=WHEN]: a token accepted here; "
+                      "VALUE is the token, file:PATH, env:VAR, exec:PROGRAM "
+                      "[ARGS] or sha256:HEX; WHEN is YYYY-MM-DD or "
+                      "YYYY-MM-DDTHH:MM:SSZ (UTC)"),
     AP_INIT_TAKE1("RedoxTokenHeaders", set_headers, NULL, RV_CONTEXT,
                   "Which headers carry the token: both, any, bearer or "
                   "verification-token"),
@@ -430,16 +471,19 @@ static APR_INLINE void count_outcome(const request_rec *r, apr_uint32_t offset)
     rv_count(counters, srv_conf(r)->block + offset);
 }
 
-/* An accepted token: its (VirtualHost, NAME) block. */
+/* An accepted token: its (VirtualHost, NAME) block, and the time it was
+ * last accepted. */
 static APR_INLINE void count_token(const request_rec *r,
                                    const rv_dir_conf *conf, int slot,
                                    apr_uint32_t offset)
 {
     const rv_token_counters *tc = conf->counters;
+    apr_uint32_t first =
+        tc->first[srv_conf(r)->ordinal * tc->stride + (apr_uint32_t)slot];
 
-    rv_count(counters,
-             tc->first[srv_conf(r)->ordinal * tc->stride + (apr_uint32_t)slot]
-                 + offset);
+    rv_count(counters, first + offset);
+    rv_stamp(counters, first + RV_M_LAST_ACCEPTED,
+             (apr_uint64_t)apr_time_sec(r->request_time));
 }
 
 /* ------------------------------------------------------------------ */
@@ -697,20 +741,35 @@ static void drop_presented(request_rec *r, const rv_dir_conf *conf)
     }
 }
 
+/* The end of an expired token's refusal line: its NAME and expiry. */
+static const char *expired_hint(request_rec *r, const rv_dir_conf *conf,
+                                int slot)
+{
+    char when[RV_TIME_TEXT];
+
+    return apr_psprintf(
+        r->pool, "; token \"%s\" expired at %s",
+        rv_tokenset_name_at(conf->tokens, slot),
+        rv_format_time(rv_tokenset_expiry_at(conf->tokens, slot), when));
+}
+
 /* One place builds every refusal: the status (RedoxDenyStatus, or 400 for
  * a bad challenge), WWW-Authenticate, REDOX_VERIFY, the log line and the
- * verdict.  again: the refusal of the request that r is the ErrorDocument
- * of, r itself in a verified scope: r is refused too, quietly (logged at
- * debug), and shown as that refusal; httpd answers with its status. */
+ * verdict.  slot: the token found, for a bad challenge or an expired token
+ * (-1 otherwise).  again: the refusal of the request that r is the
+ * ErrorDocument of, r itself in a verified scope: r is refused too,
+ * quietly (logged at debug), and shown as that refusal; httpd answers with
+ * its status. */
 static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
-                  const char *what, const char *name,
-                  const rv_req_state *again)
+                  const char *what, int slot, const rv_req_state *again)
 {
     int status = why == RV_BAD_CHALLENGE         ? HTTP_BAD_REQUEST
                  : conf->deny_status != RV_UNSET ? conf->deny_status
                                                  : HTTP_UNAUTHORIZED;
+    const char *name = rv_tokenset_name_at(conf->tokens, slot);
     const rv_req_state *st =
-        record_verdict(r, conf, RV_V_REFUSED, status, why, name);
+        record_verdict(r, conf, RV_V_REFUSED, status, why,
+                       why == RV_BAD_CHALLENGE ? name : NULL);
     int quiet = again != NULL;
     const char *doc;
 
@@ -732,16 +791,17 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
                       "scope %s%s",
                       what, st->outcome, r->uri, ap_get_server_name(r),
                       (unsigned)ap_get_server_port(r), conf->scope,
-                      why == RV_NO_TOKENS
-                          ? "; RedoxVerify is On but no "
-                            "RedoxVerificationToken is in effect here"
-                          : "");
+                      why == RV_NO_TOKENS ? "; RedoxVerify is On but no "
+                                            "RedoxVerificationToken is in "
+                                            "effect here"
+                      : why == RV_EXPIRED ? expired_hint(r, conf, slot)
+                                          : "");
     }
     if (status == HTTP_UNAUTHORIZED) {
         const char *realm = ap_auth_name(r);
         const char *error = "";
 
-        if (why == RV_WRONG_TOKEN || why == RV_MISMATCH) {
+        if (why == RV_WRONG_TOKEN || why == RV_MISMATCH || why == RV_EXPIRED) {
             error = ", error=\"invalid_token\"";
         }
         else if (why == RV_MALFORMED) {
@@ -969,6 +1029,9 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
         outcome = rv_check_token_slot(conf->tokens, token, strlen(token),
                                       &slot, digest);
     }
+    if (outcome == RV_OK) {
+        outcome = rv_check_expiry(conf->tokens, slot, r->request_time);
+    }
     if (outcome == RV_OK && !rv_hs_challenge_valid(challenge)) {
         outcome = RV_BAD_CHALLENGE;
     }
@@ -981,7 +1044,7 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
     }
     name = rv_tokenset_name_at(conf->tokens, slot);
     if (outcome != RV_OK) {
-        return refuse(r, conf, outcome, "handshake ", name, NULL);
+        return refuse(r, conf, outcome, "handshake ", slot, NULL);
     }
     record_verdict(r, conf, RV_V_ANSWERED, DONE, RV_HANDSHAKE, name);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -1095,6 +1158,9 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
             (rv_hdr_mode)(conf->mode != RV_UNSET ? conf->mode : RV_HDR_BOTH),
             auth, vtoken, &slot, digest);
     }
+    if (outcome == RV_OK) {
+        outcome = rv_check_expiry(conf->tokens, slot, r->request_time);
+    }
 
     if (outcome != RV_OK && r->main != NULL && phase != RV_AT_HANDLER) {
         /* A sub-request is a lookup until it runs: mod_dir's and
@@ -1112,7 +1178,7 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
         if (first_verdict(r)) {
             count_outcome(r, RV_M_DENIED(outcome));
         }
-        return refuse(r, conf, outcome, "", NULL,
+        return refuse(r, conf, outcome, "", slot,
                       prior != NULL && prior->verdict == RV_V_REFUSED ? prior
                                                                       : NULL);
     }
@@ -1251,6 +1317,8 @@ static apr_uint32_t series_offset(const rv_series *x)
         return RV_M_ACCEPTED;
     case RV_M_HANDSHAKES_ANSWERED:
         return RV_M_ANSWERED;
+    case RV_M_TOKEN_LAST_ACCEPTED:
+        return RV_M_LAST_ACCEPTED;
     default:
         break;
     }
@@ -1353,7 +1421,12 @@ static apr_status_t lay_out(void)
     for (t = 0; t < series_count; t++) {
         rv_series *x = &series[t];
         int named = x->metric == RV_M_REQUESTS_ACCEPTED
-                    || x->metric == RV_M_HANDSHAKES_ANSWERED;
+                    || x->metric == RV_M_HANDSHAKES_ANSWERED
+                    || x->metric == RV_M_TOKEN_LAST_ACCEPTED;
+
+        if (rv_metric_read(x->metric) == RV_READ_CONFIG) {
+            continue; /* x->index is its place in series_consts */
+        }
 
         x->index = (named ? rv_store_reserve_in(store, x->vhost, x->label,
                                                 RV_M_NAME_SPAN)
@@ -1380,8 +1453,10 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
     rv_series *draft, *x;
     apr_size_t cap = 0, n = 0, k = 0;
     server_rec *v;
-    apr_uint32_t i;
-    int o, t;
+    apr_uint32_t i, nconsts = 0;
+    apr_size_t expiring = 0;
+    apr_time_t expires;
+    int o, t, slot;
 
     for (v = s; v != NULL; v = v->next) {
         n++;
@@ -1402,8 +1477,16 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
         tc->stride = all ? (apr_uint32_t)slots : 0;
         tc->first =
             apr_pcalloc(pconf, (all ? n : 1) * slots * sizeof(apr_uint32_t));
-        cap += (all ? n : 1) * 2 * (apr_size_t)rv_tokenset_count(tc->set);
+        /* accepted, answered and last accepted; the expiries below */
+        cap += (all ? n : 1) * 3 * (apr_size_t)rv_tokenset_count(tc->set);
+        for (slot = 0; slot < (int)slots; slot++) {
+            if (rv_tokenset_expiry_at(tc->set, slot) != RV_NEVER) {
+                expiring += all ? n : 1;
+            }
+        }
     }
+    cap += expiring;
+    series_consts = apr_palloc(pconf, (expiring + 1) * sizeof(*series_consts));
 
     /* malloc, not ptemp: freed, it goes back instead of staying mapped in
      * the pool allocator of every child. */
@@ -1438,7 +1521,7 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
         rv_token_counters *tc =
             APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        int slots = rv_tokenset_slots(tc->set), slot;
+        int slots = rv_tokenset_slots(tc->set);
 
         for (v = s, i = 0; v != NULL; v = v->next, i++) {
             if (first_row(tc, v, i) < 0) {
@@ -1458,6 +1541,20 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
                 x->vhost = layout_labels[i];
                 x->label = name;
                 x++;
+                x->metric = RV_M_TOKEN_LAST_ACCEPTED;
+                x->vhost = layout_labels[i];
+                x->label = name;
+                x++;
+                expires = rv_tokenset_expiry_at(tc->set, slot);
+                if (expires != RV_NEVER) {
+                    x->metric = RV_M_TOKEN_EXPIRY;
+                    x->vhost = layout_labels[i];
+                    x->label = name;
+                    x->index = nconsts;
+                    series_consts[nconsts++] =
+                        (apr_uint64_t)apr_time_sec(expires);
+                    x++;
+                }
             }
         }
     }
@@ -1471,6 +1568,12 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
     for (i = 0; i < n; i++) {
         if (k == 0 || rv_series_cmp(&draft[k - 1], &draft[i]) != 0) {
             draft[k++] = draft[i];
+        }
+        else if (draft[i].metric == RV_M_TOKEN_EXPIRY
+                 && series_consts[draft[i].index]
+                        < series_consts[draft[k - 1].index]) {
+            /* One NAME, several scopes of a VirtualHost: the earliest. */
+            draft[k - 1].index = draft[i].index;
         }
     }
     series_count = (int)k;
@@ -1502,6 +1605,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     layout_labels = NULL;
     series = NULL;
     series_count = 0;
+    series_consts = NULL;
     if (!rv_digest_init()) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
                      "redox_verify: OpenSSL has no SHA-256");
@@ -1679,7 +1783,7 @@ static apr_uint64_t *read_values(apr_pool_t *p)
     int i;
 
     for (i = 0; i < series_count; i++) {
-        values[i] = rv_store_read(store, series[i].index);
+        values[i] = rv_series_value(store, &series[i], series_consts);
     }
     return values;
 }

@@ -14,6 +14,7 @@
 #include <apr_file_io.h>
 #include <apr_thread_proc.h>
 #include <apr_lib.h>
+#include <apr_escape.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -21,8 +22,8 @@
 #include "rv_core.h"
 
 static const char *const outcome_names[RV_OUTCOME_COUNT] = {
-    "ok",       "missing",   "malformed", "wrong-token",
-    "mismatch", "no-tokens", "handshake", "bad-challenge"};
+    "ok",        "missing",   "malformed",     "wrong-token", "mismatch",
+    "no-tokens", "handshake", "bad-challenge", "expired"};
 
 const char *rv_outcome_name(rv_outcome o)
 {
@@ -175,6 +176,7 @@ int rv_digest(const void *data, apr_size_t len,
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
     const char *name;
+    apr_time_t expires; /* RV_NEVER without expires= */
 } rv_entry;
 
 struct rv_tokenset {
@@ -286,6 +288,13 @@ static int find_name(const rv_tokenset *s, const char *name)
 const char *rv_tokenset_add(rv_tokenset *s, const char *name,
                             const unsigned char digest[RV_DIGEST_LEN])
 {
+    return rv_tokenset_add_expiring(s, name, digest, RV_NEVER);
+}
+
+const char *rv_tokenset_add_expiring(rv_tokenset *s, const char *name,
+                                     const unsigned char digest[RV_DIGEST_LEN],
+                                     apr_time_t expires)
+{
     const char *other;
     rv_entry *e;
 
@@ -306,6 +315,7 @@ const char *rv_tokenset_add(rv_tokenset *s, const char *name,
     e = &s->entries[s->count];
     memcpy(e->digest, digest, RV_DIGEST_LEN);
     e->name = apr_pstrdup(s->pool, name);
+    e->expires = expires;
     table_put(s->by_digest, s->mask, digest_hash(digest),
               (apr_uint32_t)s->count);
     table_put(s->by_name, s->mask, name_hash(e->name), (apr_uint32_t)s->count);
@@ -366,6 +376,14 @@ const char *rv_tokenset_name_at(const rv_tokenset *s, int slot)
 int rv_tokenset_count(const rv_tokenset *s)
 {
     return s ? s->count : 0;
+}
+
+apr_time_t rv_tokenset_expiry_at(const rv_tokenset *s, int slot)
+{
+    if (s == NULL || slot < 0 || slot >= s->count) {
+        return RV_NEVER;
+    }
+    return s->entries[slot].expires;
 }
 
 /* ------------------------------------------------------------------ */
@@ -570,6 +588,123 @@ int rv_path_ambiguous(const char *target)
         }
     }
     return 0;
+}
+
+rv_outcome rv_check_expiry(const rv_tokenset *s, int slot, apr_time_t now)
+{
+    if (s == NULL || slot < 0 || slot >= s->count) {
+        return RV_WRONG_TOKEN; /* no token was found: fail closed */
+    }
+    /* The secret decided the slot; this compares two times only. */
+    return now >= s->entries[slot].expires ? RV_EXPIRED : RV_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Expiry instants                                                     */
+
+/* n digits at p as a number, or -1. */
+static int digits(const char *p, int n)
+{
+    int v = 0;
+
+    for (; n > 0; n--, p++) {
+        if (*p < '0' || *p > '9') {
+            return -1;
+        }
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+const char *rv_parse_expiry(const char *when, apr_time_t *at)
+{
+    static const char *const shape =
+        "expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)";
+    apr_time_exp_t tm, back;
+    apr_size_t len = strlen(when);
+    apr_time_t t;
+    int year;
+
+    memset(&tm, 0, sizeof(tm));
+    if ((len != 10 && len != 20) || when[4] != '-' || when[7] != '-'
+        || (len == 20
+            && (when[10] != 'T' || when[13] != ':' || when[16] != ':'
+                || when[19] != 'Z'))) {
+        return shape;
+    }
+    year = digits(when, 4);
+    tm.tm_mon = digits(when + 5, 2) - 1;
+    tm.tm_mday = digits(when + 8, 2);
+    if (len == 20) {
+        tm.tm_hour = digits(when + 11, 2);
+        tm.tm_min = digits(when + 14, 2);
+        tm.tm_sec = digits(when + 17, 2);
+    }
+    if (year < 0 || tm.tm_mon < -1 || tm.tm_mday < 0 || tm.tm_hour < 0
+        || tm.tm_min < 0 || tm.tm_sec < 0) {
+        return shape;
+    }
+    tm.tm_year = year - 1900;
+    if (year < 1970 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1
+        || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59
+        || tm.tm_sec > 59) {
+        return "no such date or time (years 1970 to 9999, UTC)";
+    }
+    /* APR's conversion, checked by the way back: 2026-02-30 would come
+     * back as March 2nd. */
+    if (apr_time_exp_gmt_get(&t, &tm) != APR_SUCCESS
+        || apr_time_exp_gmt(&back, t) != APR_SUCCESS
+        || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon
+        || back.tm_mday != tm.tm_mday) {
+        return "no such date or time (years 1970 to 9999, UTC)";
+    }
+    *at = t;
+    return NULL;
+}
+
+char *rv_format_time(apr_time_t at, char buf[RV_TIME_TEXT])
+{
+    apr_time_exp_t tm;
+
+    if (apr_time_exp_gmt(&tm, at) != APR_SUCCESS) {
+        memset(&tm, 0, sizeof(tm));
+    }
+    apr_snprintf(buf, RV_TIME_TEXT, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec);
+    return buf;
+}
+
+#define EXPIRES_OPT     "expires="
+#define EXPIRES_OPT_LEN (sizeof(EXPIRES_OPT) - 1)
+
+const char *rv_take_expiry(apr_pool_t *p, int *argc, char *const argv[],
+                           apr_time_t *expires)
+{
+    const char *when, *err;
+    int i;
+
+    *expires = RV_NEVER;
+    /* argv[0] may be the token itself: no message quotes it. */
+    if (*argc < 1 || strncmp(argv[0], EXPIRES_OPT, EXPIRES_OPT_LEN) == 0) {
+        return "expects NAME VALUE [expires=WHEN]; the VALUE is missing";
+    }
+    for (i = 1; i < *argc - 1; i++) {
+        if (strncmp(argv[i], EXPIRES_OPT, EXPIRES_OPT_LEN) == 0) {
+            return "expires= must be the last argument, and given once";
+        }
+    }
+    if (*argc < 2
+        || strncmp(argv[*argc - 1], EXPIRES_OPT, EXPIRES_OPT_LEN) != 0) {
+        return NULL;
+    }
+    when = argv[*argc - 1] + EXPIRES_OPT_LEN;
+    if ((err = rv_parse_expiry(when, expires)) != NULL) {
+        return apr_psprintf(p, "bad expires=%s: %s",
+                            apr_pescape_echo(p, when, 0), err);
+    }
+    (*argc)--;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */

@@ -10,11 +10,15 @@
 
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include <apr_time.h>
 
 #define RV_DIGEST_LEN  32   /* SHA-256 */
 #define RV_NAME_MAX    64   /* longest token NAME */
 #define RV_TOKEN_MAX   8192 /* longest configured token */
 #define RV_SHORT_TOKEN 32   /* shorter tokens draw a startup warning */
+
+/* The expiry of a token without expires=: later than any request time. */
+#define RV_NEVER APR_INT64_MAX
 
 typedef enum {
     RV_HDR_BOTH = 0,
@@ -33,6 +37,7 @@ typedef enum {
     RV_NO_TOKENS,     /* verification on but no token configured */
     RV_HANDSHAKE,     /* a handshake with an accepted token, answered */
     RV_BAD_CHALLENGE, /* a handshake with an accepted token, bad challenge */
+    RV_EXPIRED,       /* a configured token at or past its expires= instant */
     RV_OUTCOME_COUNT
 } rv_outcome;
 
@@ -72,6 +77,11 @@ rv_tokenset *rv_tokenset_make(apr_pool_t *p);
 /* Returns NULL, or an error message (duplicate name or token). */
 const char *rv_tokenset_add(rv_tokenset *s, const char *name,
                             const unsigned char digest[RV_DIGEST_LEN]);
+/* The same for a token refused from the instant expires on (RV_NEVER:
+ * never; rv_tokenset_add is this with RV_NEVER). */
+const char *rv_tokenset_add_expiring(rv_tokenset *s, const char *name,
+                                     const unsigned char digest[RV_DIGEST_LEN],
+                                     apr_time_t expires);
 /* Returns the NAME of the token with this digest, or NULL. */
 const char *rv_tokenset_lookup(const rv_tokenset *s,
                                const unsigned char digest[RV_DIGEST_LEN]);
@@ -87,6 +97,15 @@ const char *rv_tokenset_name_at(const rv_tokenset *s, int slot);
 /* The slot of the token with this digest, or -1. */
 int rv_tokenset_find(const rv_tokenset *s,
                      const unsigned char digest[RV_DIGEST_LEN]);
+/* The expiry of the token in a slot: RV_NEVER for none (or a bad slot). */
+apr_time_t rv_tokenset_expiry_at(const rv_tokenset *s, int slot);
+
+/* The expiry part of the decision, for a token already found (slot, from
+ * rv_verify_slot, rv_check_token_slot or rv_tokenset_find): RV_EXPIRED
+ * when now (the request time) is at or past the slot's expiry, else RV_OK.
+ * The expiry sits in the entry the digest lookup found: one comparison,
+ * whatever the number of tokens. */
+rv_outcome rv_check_expiry(const rv_tokenset *s, int slot, apr_time_t now);
 
 /* The whole check of a request's two header values (either may be NULL).
  * On RV_OK, *name is the accepted NAME.  When a token was digested,
@@ -148,6 +167,21 @@ int rv_hexval(char c);
 int rv_hex_digest(const char *hex, unsigned char out[RV_DIGEST_LEN]);
 /* Trims surrounding whitespace and cuts at the first line end, in place. */
 char *rv_first_line(char *buf);
+
+/* Expiry instants: WHEN is YYYY-MM-DD (midnight UTC at its start) or
+ * YYYY-MM-DDTHH:MM:SSZ, years 1970 to 9999.  Returns NULL and sets *at,
+ * or says what is wrong. */
+const char *rv_parse_expiry(const char *when, apr_time_t *at);
+/* at (seconds resolution) as YYYY-MM-DDTHH:MM:SSZ, in buf. */
+#define RV_TIME_TEXT 21
+char *rv_format_time(apr_time_t at, char buf[RV_TIME_TEXT]);
+/* The options after a RedoxVerificationToken VALUE: argv[0] is the VALUE,
+ * argv[1..*argc-1] the words after it.  A last word expires=WHEN is taken
+ * off (*argc is decremented) and parsed into *expires (RV_NEVER without
+ * one).  Returns NULL, or an error message: a bad WHEN, expires= twice or
+ * not last, a VALUE that is itself expires=... (the VALUE was left out). */
+const char *rv_take_expiry(apr_pool_t *p, int *argc, char *const argv[],
+                           apr_time_t *expires);
 
 /* Resolves a RedoxVerificationToken VALUE (argv[0], with argv[1..] the
  * arguments of an exec: program) to a digest.  On error returns a message

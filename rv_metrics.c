@@ -284,6 +284,28 @@ apr_uint64_t rv_store_read(const rv_store *st, apr_uint32_t index)
     return sum;
 }
 
+apr_uint64_t rv_store_read_latest(const rv_store *st, apr_uint32_t index)
+{
+    apr_uint64_t latest = 0, v;
+    int i;
+
+    /* Old children stamp the segment of their generation, new ones the
+     * newest: the latest stamp is in one of them. */
+    for (i = 0; i < st->segments->nelts; i++) {
+        const rv_segment *seg = &APR_ARRAY_IDX(st->segments, i, rv_segment);
+
+        if (index < seg->capacity) {
+#if defined(__GNUC__) || defined(__clang__)
+            v = __atomic_load_n(&seg->c[index], __ATOMIC_RELAXED);
+#else
+            v = apr_atomic_read64(&seg->c[index]);
+#endif
+            latest = v > latest ? v : latest;
+        }
+    }
+    return latest;
+}
+
 apr_uint32_t rv_store_used(const rv_store *st)
 {
     return st->used;
@@ -299,23 +321,33 @@ int rv_store_segments(const rv_store *st)
 
 static const struct {
     const char *name, *label, *help, *auto_key, *title;
+    rv_read read;
 } metrics[RV_M_METRIC_COUNT] = {
     {"redox_verify_requests_accepted_total", "name",
      "Requests whose Redox token was accepted, by VirtualHost and token "
      "NAME.",
-     "RedoxVerifyAccepted", "Requests accepted"},
+     "RedoxVerifyAccepted", "Requests accepted", RV_READ_SUM},
     {"redox_verify_requests_denied_total", "reason",
      "Requests denied for want of a valid Redox token, by VirtualHost and "
      "reason.",
-     "RedoxVerifyDenied", "Requests denied"},
+     "RedoxVerifyDenied", "Requests denied", RV_READ_SUM},
     {"redox_verify_handshakes_answered_total", "name",
      "Redox endpoint-verification handshakes answered, by VirtualHost and "
      "token NAME.",
-     "RedoxVerifyHandshakesAnswered", "Handshakes answered"},
+     "RedoxVerifyHandshakesAnswered", "Handshakes answered", RV_READ_SUM},
     {"redox_verify_handshakes_refused_total", "reason",
      "Redox endpoint-verification handshakes refused, by VirtualHost and "
      "reason.",
-     "RedoxVerifyHandshakesRefused", "Handshakes refused"},
+     "RedoxVerifyHandshakesRefused", "Handshakes refused", RV_READ_SUM},
+    {"redox_verify_token_expiry_timestamp_seconds", "name",
+     "When the token stops being accepted (its expires=), in Unix time, by "
+     "VirtualHost and token NAME; only tokens with an expiry.",
+     "RedoxVerifyTokenExpiry", "Token expiry", RV_READ_CONFIG},
+    {"redox_verify_token_last_accepted_timestamp_seconds", "name",
+     "When a request or handshake with the token was last accepted, in Unix "
+     "time, by VirtualHost and token NAME; 0 if never since the last hard "
+     "restart.",
+     "RedoxVerifyTokenLastAccepted", "Token last accepted", RV_READ_LATEST},
 };
 
 const char *rv_metric_name(rv_metric m)
@@ -328,15 +360,38 @@ const char *rv_metric_label(rv_metric m)
     return metrics[m].label;
 }
 
+rv_read rv_metric_read(rv_metric m)
+{
+    return metrics[m].read;
+}
+
+int rv_metric_is_gauge(rv_metric m)
+{
+    return metrics[m].read != RV_READ_SUM;
+}
+
+apr_uint64_t rv_series_value(const rv_store *st, const rv_series *x,
+                             const apr_uint64_t *consts)
+{
+    switch (metrics[x->metric].read) {
+    case RV_READ_LATEST:
+        return rv_store_read_latest(st, x->index);
+    case RV_READ_CONFIG:
+        return consts[x->index];
+    default:
+        return rv_store_read(st, x->index);
+    }
+}
+
 int rv_metric_has_reason(rv_metric m, rv_outcome o)
 {
     switch (m) {
     case RV_M_REQUESTS_DENIED:
         return o == RV_MISSING || o == RV_MALFORMED || o == RV_WRONG_TOKEN
-               || o == RV_MISMATCH || o == RV_NO_TOKENS;
+               || o == RV_MISMATCH || o == RV_NO_TOKENS || o == RV_EXPIRED;
     case RV_M_HANDSHAKES_REFUSED:
         return o == RV_MISSING || o == RV_WRONG_TOKEN || o == RV_NO_TOKENS
-               || o == RV_BAD_CHALLENGE;
+               || o == RV_BAD_CHALLENGE || o == RV_EXPIRED;
     default:
         return 0;
     }
@@ -407,8 +462,9 @@ char *rv_render_prometheus(apr_pool_t *p, const rv_series *s, int n,
      * scraper sees the same families whatever the configuration. */
     for (m = 0; m < RV_M_METRIC_COUNT; m++) {
         ADD(out,
-            apr_psprintf(p, "# HELP %s %s\n# TYPE %s counter\n",
-                         metrics[m].name, metrics[m].help, metrics[m].name));
+            apr_psprintf(p, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name,
+                         metrics[m].help, metrics[m].name,
+                         rv_metric_is_gauge(m) ? "gauge" : "counter"));
         for (i = 0; i < n; i++) {
             if (s[i].metric != (rv_metric)m) {
                 continue;
@@ -437,8 +493,10 @@ char *rv_render_status_auto(apr_pool_t *p, const rv_series *s, int n,
         total[s[i].metric] += values[i];
     }
     for (m = 0; m < RV_M_METRIC_COUNT; m++) {
-        ADD(out, apr_psprintf(p, "%s: %" APR_UINT64_T_FMT "\n",
-                              metrics[m].auto_key, total[m]));
+        if (!rv_metric_is_gauge(m)) { /* a sum of timestamps means nothing */
+            ADD(out, apr_psprintf(p, "%s: %" APR_UINT64_T_FMT "\n",
+                                  metrics[m].auto_key, total[m]));
+        }
     }
     for (i = 0; i < n; i++) {
         ADD(out, apr_psprintf(p, "%s[%s,%s]: %" APR_UINT64_T_FMT "\n",
@@ -446,6 +504,21 @@ char *rv_render_status_auto(apr_pool_t *p, const rv_series *s, int n,
                               s[i].label, values[i]));
     }
     return apr_array_pstrcat(p, out, '\0');
+}
+
+/* A count as a number, a timestamp as a UTC date (0: never). */
+static const char *html_value(apr_pool_t *p, rv_metric m, apr_uint64_t v)
+{
+    char buf[RV_TIME_TEXT];
+
+    if (!rv_metric_is_gauge(m)) {
+        return apr_psprintf(p, "%" APR_UINT64_T_FMT, v);
+    }
+    if (v == 0) {
+        return "never";
+    }
+    return apr_pstrdup(p,
+                       rv_format_time(apr_time_from_sec((apr_time_t)v), buf));
 }
 
 char *rv_render_status_html(apr_pool_t *p, const rv_series *s, int n,
@@ -461,30 +534,32 @@ char *rv_render_status_html(apr_pool_t *p, const rv_series *s, int n,
 
         ADD(out, apr_psprintf(p, "<h3>%s</h3>\n", metrics[m].title));
         for (i = 0; i < n; i++) {
-            const char *vhost, *label;
+            const char *vhost, *label, *value;
 
             if (s[i].metric != (rv_metric)m) {
                 continue;
             }
             if (rows++ == 0 && !notable) {
-                ADD(out, apr_psprintf(p,
-                                      "<table border=\"0\"><tr>"
-                                      "<th>VirtualHost</th><th>%s</th>"
-                                      "<th>count</th></tr>\n",
-                                      metrics[m].label));
+                ADD(out,
+                    apr_psprintf(p,
+                                 "<table border=\"0\"><tr>"
+                                 "<th>VirtualHost</th><th>%s</th>"
+                                 "<th>%s</th></tr>\n",
+                                 metrics[m].label,
+                                 rv_metric_is_gauge(m) ? "UTC" : "count"));
             }
             vhost = apr_pescape_entity(p, s[i].vhost, 0);
             label = apr_pescape_entity(p, s[i].label, 0);
+            value = html_value(p, (rv_metric)m, values[i]);
             if (notable) {
                 ADD(out,
-                    apr_psprintf(p, "%s %s: %" APR_UINT64_T_FMT "<br />\n",
-                                 vhost, label, values[i]));
+                    apr_psprintf(p, "%s %s: %s<br />\n", vhost, label, value));
             }
             else {
                 ADD(out, apr_psprintf(p,
                                       "<tr><td>%s</td><td>%s</td>"
-                                      "<td>%" APR_UINT64_T_FMT "</td></tr>\n",
-                                      vhost, label, values[i]));
+                                      "<td>%s</td></tr>\n",
+                                      vhost, label, value));
             }
         }
         if (rows == 0) {

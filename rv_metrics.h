@@ -33,20 +33,26 @@ typedef apr_uint64_t rv_counter;
 #define RV_M_VHOST_SPAN (2 * RV_OUTCOME_COUNT)
 #define RV_M_DENIED(o)  ((apr_uint32_t)(o))
 #define RV_M_REFUSED(o) ((apr_uint32_t)(RV_OUTCOME_COUNT + (o)))
-/* A (VirtualHost, token NAME) pair's block. */
-#define RV_M_NAME_SPAN 2
-#define RV_M_ACCEPTED  0
-#define RV_M_ANSWERED  1
+/* A (VirtualHost, token NAME) pair's block: two counters, then the Unix
+ * time (seconds) of the last accepted request or handshake, 0 for never. */
+#define RV_M_NAME_SPAN     3
+#define RV_M_ACCEPTED      0
+#define RV_M_ANSWERED      1
+#define RV_M_LAST_ACCEPTED 2
 
 typedef struct rv_store rv_store;
 
 /* The process pool userdata key of the store; bump the version whenever
  * struct rv_store changes, so that a new build loaded by a graceful
  * restart starts a fresh store instead of misreading the old one. */
-#define RV_STORE_KEY "redox_verify_store_v2"
+#define RV_STORE_KEY "redox_verify_store_v3"
 
 /* p must live as long as the counters should (the process pool). */
 rv_store *rv_store_make(apr_pool_t *p);
+/* The store holds counters (rv_count adds) and timestamps (rv_stamp
+ * raises): a read sums a counter over the segments and takes the latest of
+ * a timestamp's. */
+
 /* The first counter of key's range of span counters, allocated on first
  * use.  Keys are copied. */
 apr_uint32_t rv_store_reserve(rv_store *st, const char *key,
@@ -64,6 +70,8 @@ apr_status_t rv_store_commit(rv_store *st);
 rv_counter *rv_store_counters(const rv_store *st);
 /* A counter's value: the sum over all segments. */
 apr_uint64_t rv_store_read(const rv_store *st, apr_uint32_t index);
+/* A timestamp's value: the largest over all segments. */
+apr_uint64_t rv_store_read_latest(const rv_store *st, apr_uint32_t index);
 /* Forgets every key and unmaps every segment (no child may still use
  * them): the next reservations start from zero. */
 void rv_store_reset(rv_store *st);
@@ -80,19 +88,51 @@ static APR_INLINE void rv_count(rv_counter *c, apr_uint32_t index)
 #endif
 }
 
+/* The hot path of a timestamp: raises the word at index to t (Unix
+ * seconds) with relaxed atomics.  A plain store could go back in time
+ * when two children race; this never does, and in the common case (the
+ * word already holds this second) it is one load and no write. */
+static APR_INLINE void rv_stamp(rv_counter *c, apr_uint32_t index,
+                                apr_uint64_t t)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    apr_uint64_t cur = __atomic_load_n(&c[index], __ATOMIC_RELAXED);
+
+    while (cur < t
+           && !__atomic_compare_exchange_n(
+               &c[index], &cur, t, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+#else
+    apr_uint64_t cur = apr_atomic_read64(&c[index]);
+
+    while (cur < t && apr_atomic_cas64(&c[index], t, cur) != cur) {
+        cur = apr_atomic_read64(&c[index]);
+    }
+#endif
+}
+
 /* The exported series. */
 typedef enum {
     RV_M_REQUESTS_ACCEPTED = 0, /* label: name */
     RV_M_REQUESTS_DENIED,       /* label: reason */
     RV_M_HANDSHAKES_ANSWERED,   /* label: name */
     RV_M_HANDSHAKES_REFUSED,    /* label: reason */
+    RV_M_TOKEN_EXPIRY,          /* label: name; a gauge from the config */
+    RV_M_TOKEN_LAST_ACCEPTED,   /* label: name; a gauge in the store */
     RV_M_METRIC_COUNT
 } rv_metric;
+
+/* Where a series' value comes from. */
+typedef enum {
+    RV_READ_SUM = 0, /* a counter in the store */
+    RV_READ_LATEST,  /* a timestamp in the store */
+    RV_READ_CONFIG   /* consts[index], fixed by the configuration */
+} rv_read;
 
 /* 24 bytes: a configuration with many tokens has many series. */
 typedef struct {
     rv_metric metric;
-    apr_uint32_t index; /* the counter */
+    apr_uint32_t index; /* the counter, or the place in consts */
     const char *vhost;  /* ServerName:port */
     const char *label;  /* the token NAME or the reason */
 } rv_series;
@@ -101,6 +141,12 @@ typedef struct {
 const char *rv_metric_name(rv_metric m);
 /* "name" or "reason" */
 const char *rv_metric_label(rv_metric m);
+rv_read rv_metric_read(rv_metric m);
+/* A gauge (a timestamp), not a counter? */
+int rv_metric_is_gauge(rv_metric m);
+/* The value of series x: from the store, or consts[x->index]. */
+apr_uint64_t rv_series_value(const rv_store *st, const rv_series *x,
+                             const apr_uint64_t *consts);
 /* Is this outcome a reason of this metric's series? */
 int rv_metric_has_reason(rv_metric m, rv_outcome o);
 
@@ -114,7 +160,8 @@ char *rv_prom_escape(apr_pool_t *p, const char *value);
 
 /* The renderings of n sorted series whose values are values[0..n-1].
  * Prometheus text exposition format 0.0.4, mod_status ?auto lines and
- * mod_status HTML (with tables unless notable). */
+ * mod_status HTML (with tables unless notable; timestamps as UTC dates,
+ * 0 as "never"). */
 char *rv_render_prometheus(apr_pool_t *p, const rv_series *s, int n,
                            const apr_uint64_t *values);
 char *rv_render_status_auto(apr_pool_t *p, const rv_series *s, int n,

@@ -54,7 +54,8 @@ static int ambiguous_model(const char *t)
         if (*s == '%' && s + 2 <= end && s[1] != '\0') {
             char a = s[1], b = (char)tolower((unsigned char)s[2]);
 
-            if ((a == '2' && (b == 'f' || b == 'e')) || (a == '5' && b == 'c')) {
+            if ((a == '2' && (b == 'f' || b == 'e'))
+                || (a == '5' && b == 'c')) {
                 return 1;
             }
         }
@@ -68,7 +69,8 @@ static int ambiguous_model(const char *t)
             e++;
         }
         n = (size_t)(e - s);
-        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
+        if ((n == 1 && s[0] == '.')
+            || (n == 2 && s[0] == '.' && s[1] == '.')) {
             return 1;
         }
         s = e + 1;

@@ -4,16 +4,18 @@
  * small token set, in every RedoxTokenHeaders mode.
  *
  * Input: byte 0 says which headers are present (bit 0 Authorization, bit 1
- * verification-token); the rest is the Authorization value, a newline, and
- * the verification-token value.
+ * verification-token) and when the request is (bits 2-3: before, at or
+ * after the instant the token "rotated" expires); the rest is the
+ * Authorization value, a newline, and the verification-token value.
  *
  * Invariants: the outcome is the one the README's rules give, computed here
  * from the parsed headers and a plain comparison with the configured
  * tokens (no digest, no table); an accepted request names the token it
- * carried and returns that token's SHA-256; an empty set denies everything.
- * The strip decision (rv_bearer_is_ours) holds exactly for a well-formed
- * Bearer that carries a configured token, digested or, after a check that
- * read Authorization and accepted, not.
+ * carried and returns that token's SHA-256; the expiry decision on the
+ * accepted slot refuses "rotated" from its instant on and nothing else; an
+ * empty set denies everything.  The strip decision (rv_bearer_is_ours)
+ * holds exactly for a well-formed Bearer that carries a configured token,
+ * digested or, after a check that read Authorization and accepted, not.
  */
 
 #include "fuzz_common.h"
@@ -31,7 +33,9 @@ static const struct {
     {"one", "1"},
     {"rotated", "Rotated-token-c0ffee-0000000000000000000000000000"},
 };
-#define NTOKENS (sizeof(TOKENS) / sizeof(TOKENS[0]))
+#define NTOKENS  (sizeof(TOKENS) / sizeof(TOKENS[0]))
+#define EXPIRING 3 /* "rotated" */
+#define EXPIRES  ((apr_time_t)1767225600 * APR_USEC_PER_SEC)
 
 static rv_tokenset *set, *empty;
 
@@ -51,7 +55,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         unsigned char d[RV_DIGEST_LEN];
 
         FZ_CHECK(rv_digest(TOKENS[i].token, strlen(TOKENS[i].token), d));
-        FZ_CHECK(rv_tokenset_add(set, TOKENS[i].name, d) == NULL);
+        FZ_CHECK(rv_tokenset_add_expiring(set, TOKENS[i].name, d,
+                                          i == EXPIRING ? EXPIRES : RV_NEVER)
+                 == NULL);
     }
     return 0;
 }
@@ -116,12 +122,16 @@ static int ours_model(const char *auth)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const apr_time_t when[4] = {EXPIRES - 1, EXPIRES, EXPIRES + 1,
+                                       RV_NEVER - 1};
     char *buf, *auth = NULL, *vt = NULL, *nl;
+    apr_time_t now;
     int mode, ours;
 
     if (size < 1) {
         return 0;
     }
+    now = when[(data[0] >> 2) & 3];
     buf = fz_cstr(data + 1, size - 1);
     nl = strchr(buf, '\n');
     /* separate blocks, so ASan sees a read past either value */
@@ -151,6 +161,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FZ_CHECK(got == exp);
         if (got == RV_OK) {
+            int slot = -1;
+
+            FZ_CHECK(
+                rv_verify_slot(set, (rv_hdr_mode)mode, auth, vt, &slot, digest)
+                == RV_OK);
+            FZ_CHECK(
+                rv_check_expiry(set, slot, now)
+                == (which == EXPIRING && now >= EXPIRES ? RV_EXPIRED : RV_OK));
             FZ_CHECK(which < NTOKENS);
             FZ_CHECK(name != NULL && strcmp(name, TOKENS[which].name) == 0);
             FZ_CHECK(rv_digest(TOKENS[which].token,

@@ -31,6 +31,7 @@ MODULE_PATH = "/usr/lib/apache2/modules/mod_redox_verify.so"
 ENABLED_LINK = "/etc/apache2/mods-enabled/redox_verify.load"
 DOC_DIR = "/usr/share/doc/" + PACKAGE
 EXAMPLE = DOC_DIR + "/examples/redox-vhost.conf.example"
+RULES = DOC_DIR + "/examples/redox_verify.rules.yml"
 APT = ["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=300"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 CHALLENGE = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
@@ -382,6 +383,7 @@ def test_rv_deb_contents(deb):
                  DOC_DIR + "/copyright",
                  DOC_DIR + "/changelog.gz",
                  EXAMPLE,
+                 RULES,
                  "/usr/share/man/man5/redox_verify.5.gz"):
         assert path in paths, "%s is not in the package:\n%s" % (path,
                                                                  listing)
@@ -419,6 +421,9 @@ class TestInstalled:
             assert f.read().split() == ["LoadModule", "redox_verify_module",
                                         MODULE_PATH]
         assert os.path.isfile(EXAMPLE)
+        # the shipped alert rules, as Prometheus's own tool reads them
+        out = run(["promtool", "check", "rules", RULES]).stdout
+        assert "SUCCESS: 4 rules found" in out, out
         assert run(["man", "-w", "redox_verify"]).stdout.strip() == \
             "/usr/share/man/man5/redox_verify.5.gz"
         page = run(["man", "5", "redox_verify"],

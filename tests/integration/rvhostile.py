@@ -24,7 +24,10 @@ CHALLENGE_HEADER = {
     "malformed": REALM + ', error="invalid_request"',
     "wrong-token": REALM + ', error="invalid_token"',
     "mismatch": REALM + ', error="invalid_token"',
+    "expired": REALM + ', error="invalid_token"',
 }
+# The startup warning about the expired token "gone" (h.test).
+EXPIRED_WARNING = r"\[redox_verify:warn\].*RedoxVerificationToken gone \(.*\) expired at"
 
 
 def token_of_length(n):
@@ -52,9 +55,9 @@ def make_cert(directory):
 class Hostile:
     """One httpd with four ports, all protecting ProxyPass /proxy/:
 
-    http  h.test (the default vhost), tokens alpha, beta and atlimit (as long
-          as an Authorization line may be); d403.test / d404.test deny with
-          403 / 404
+    http  h.test (the default vhost), tokens alpha, beta, atlimit (as long
+          as an Authorization line may be) and gone (expired in 2020);
+          d403.test / d404.test deny with 403 / 404
     big   LimitRequestFieldSize 16384, tokens alpha and big8k (8 KiB)
     h2c   Protocols h2c http/1.1, tokens alpha and beta
     tls   mod_ssl, Protocols h2 http/1.1, tokens alpha and beta
@@ -62,11 +65,11 @@ class Hostile:
 
     def __init__(self, name, backend, allowed=()):
         self.backend = backend
-        T = self.T = {k: new_token() for k in ("alpha", "beta", "other")}
+        T = self.T = {k: new_token() for k in ("alpha", "beta", "other", "gone")}
         T["atlimit"] = token_of_length(LONGEST_FIELD_LINE - len("Authorization: Bearer "))
         T["big8k"] = token_of_length(TOKEN_MAX)
         T["other8k"] = token_of_length(TOKEN_MAX)
-        h = self.h = rvhttpd.Httpd(name, nports=4, allowed=allowed)
+        h = self.h = rvhttpd.Httpd(name, nports=4, allowed=list(allowed) + [EXPIRED_WARNING])
         h.backend = backend
         self.http, self.big, self.h2c, self.tls = h.ports
         self.prefix = "/%s/" % name
@@ -91,7 +94,8 @@ SSLSessionCache "shmcb:{root}/run/ssl_scache(512000)"
 LimitRequestFieldSize {limit}
 """.format(moddir=rvhttpd.MODDIR, root=h.root, limit=FIELD_LIMIT)
         conf += vhost(self.http, HOST, beta + "    RedoxVerificationToken atlimit file:%s\n"
-                      % atlimit)
+                      "    RedoxVerificationToken gone %s expires=2020-01-01\n"
+                      % (atlimit, T["gone"]))
         conf += vhost(self.http, "d403.test", "    RedoxDenyStatus 403\n")
         conf += vhost(self.http, "d404.test", "    RedoxDenyStatus 404\n")
         conf += vhost(self.big, HOST, "    LimitRequestFieldSize %d\n"

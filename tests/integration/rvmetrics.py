@@ -16,8 +16,13 @@ METRICS = {
     "answered": ("redox_verify_handshakes_answered_total", "name"),
     "refused": ("redox_verify_handshakes_refused_total", "reason"),
 }
-DENIED_REASONS = {"missing", "malformed", "wrong-token", "mismatch", "no-tokens"}
-REFUSED_REASONS = {"missing", "wrong-token", "no-tokens", "bad-challenge"}
+# The gauges (timestamps, by VirtualHost and token NAME), after the counters.
+GAUGES = {
+    "expiry": "redox_verify_token_expiry_timestamp_seconds",
+    "last_accepted": "redox_verify_token_last_accepted_timestamp_seconds",
+}
+DENIED_REASONS = {"missing", "malformed", "wrong-token", "mismatch", "no-tokens", "expired"}
+REFUSED_REASONS = {"missing", "wrong-token", "no-tokens", "bad-challenge", "expired"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
 
@@ -40,6 +45,44 @@ def counts(h, host="localhost", path="/metrics"):
         for s in fams[metric].samples:
             assert set(s.labels) == {"vhost", label}, s
             out[(kind, s.labels["vhost"], s.labels[label])] = int(s.value)
+    return out
+
+
+def gauges(h, host="localhost", path="/metrics"):
+    """{(kind, vhost, NAME): value} of the timestamp gauges (GAUGES), read
+    with python3-prometheus-client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = {metric: kind for kind, metric in GAUGES.items()}
+    out = {}
+    for fam in text_string_to_metric_families(scrape(h, host, path).decode()):
+        if fam.name in names:
+            assert fam.type == "gauge", fam
+            for s in fam.samples:
+                assert set(s.labels) == {"vhost", "name"}, s
+                out[(names[fam.name], s.labels["vhost"], s.labels["name"])] = int(s.value)
+    return out
+
+
+# Each checked request's time as the module sees it (r->request_time, in
+# microseconds), VirtualHost, outcome and accepted NAME.
+TIME_LOG = ('LogFormat "%{usec}t %v %{REDOX_VERIFY}e %{REDOX_SOURCE}e %q" rvtime\n'
+            'CustomLog "logs/time.log" rvtime\n')
+
+
+def last_accepted_from_log(h, port):
+    """{(vhost label, NAME): the latest second in which a request or a
+    handshake with NAME was accepted}, from the TIME_LOG log."""
+    out = {}
+    try:
+        text = h.path("logs/time.log").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        usec, vhost, outcome, name = line.split(" ")[:4]
+        if outcome in ("ok", "handshake"):
+            key = ("%s:%d" % (vhost, port), name)
+            out[key] = max(out.get(key, 0), int(usec) // 1000000)
     return out
 
 

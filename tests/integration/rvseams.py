@@ -136,6 +136,10 @@ class HoldBackend(rvhttpd.Backend):
     def release(self):
         self.released.set()
 
+    def stop(self):
+        self.released.set()
+        super().stop()
+
 
 def load_modules(*names):
     """LoadModule lines for Debian's modules beyond the suite's stock set:

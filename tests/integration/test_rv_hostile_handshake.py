@@ -187,6 +187,44 @@ def check(srv, rid, resp, status, reason, challenge=UUID):
         assert (src, ver) == ("-", reason.split()[-1])
 
 
+# A handshake with the expired token gone: refused as expired before its
+# challenge is looked at (never reflected, bad or not); variants of it are
+# wrong tokens.  id: (body(gone), status, reason)
+EXPIRED = {
+    "expired-token": (lambda g: obj(g), 401, "handshake expired"),
+    "expired-token-bad-challenge": (lambda g: obj(g, "<script>rvinject()</script>"), 401,
+                                    "handshake expired"),
+    "expired-token-unicode-escaped": (lambda g: raw(
+        '{"verification-token":"%s","challenge":"{c}"}' % "".join("\\u%04x" % ord(ch)
+                                                                   for ch in g), g),
+        401, "handshake expired"),
+    "expired-token-last-char-changed": (lambda g: obj(changed(g, len(g) - 1)), 401,
+                                        "handshake wrong-token"),
+    "expired-token-extension": (lambda g: obj(g + "A"), 401, "handshake wrong-token"),
+}
+
+
+@pytest.mark.parametrize("case", list(EXPIRED))
+def test_rv_hostile_handshake_expired_post(srv, case):
+    build, status, reason = EXPIRED[case]
+    rid = rvhttpd.new_rid()
+    ex = rvraw.exchange(srv.http, R(b"POST", srv.target(rid), lines=["Content-Type: " + JSON],
+                                    body=build(srv.T["gone"])))
+    assert len(ex.final) == 1, ex
+    check(srv, rid, ex.final[0], status, reason)
+    srv.assert_still_serving()
+
+
+def test_rv_hostile_handshake_expired_get(srv):
+    rid = rvhttpd.new_rid()
+    ex = rvraw.exchange(srv.http, R(b"GET", srv.target(rid, "?challenge=%s&verification-token=%s"
+                                                          % (UUID, srv.T["gone"]))))
+    assert len(ex.final) == 1, ex
+    check(srv, rid, ex.final[0], 401, "handshake expired")
+    assert srv.T["gone"] not in "\n".join(srv.h.access_lines(rid))
+    srv.assert_still_serving()
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_rv_hostile_handshake_post(srv, case):
     build, ctype, status, reason = CASES[case]

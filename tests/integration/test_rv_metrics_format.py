@@ -85,7 +85,13 @@ def test_rv_metrics_format_parses_strictly(fmt):
     fmt.request("/redox/x", host=A, headers=both(T["wrong"]))
     body = rvmetrics.scrape(fmt, host=A)
     fams = rvprom.parse(body)
-    assert list(fams) == [m for m, _ in rvmetrics.METRICS.values()]
+    assert list(fams) == ([m for m, _ in rvmetrics.METRICS.values()]
+                          + list(rvmetrics.GAUGES.values()))
+    for metric in rvmetrics.GAUGES.values():
+        assert fams[metric].type == "gauge" and fams[metric].help
+        assert metric.endswith("_timestamp_seconds")
+        for s in fams[metric].samples:
+            assert set(s.labels) == {"vhost", "name"}, s
     for kind, (metric, label) in rvmetrics.METRICS.items():
         fam = fams[metric]
         assert metric.startswith("redox_verify_") and metric.endswith("_total")

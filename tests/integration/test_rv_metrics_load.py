@@ -1,7 +1,9 @@
 """The counters are exact under concurrent load served by several child
 processes, with prefork and with event: after a known mix of requests from
 several client threads, every series equals the number of requests sent
-with that outcome, and every other series is zero."""
+with that outcome, and every other series is zero; each token's
+last-accepted time is the latest request time of the requests and
+handshakes accepted with it, whichever child served them."""
 
 import random
 import threading
@@ -25,13 +27,14 @@ T = {}
 
 
 def _server(mpm, backend):
-    for k in ("prod", "staging", "b", "wrong"):
+    for k in ("prod", "staging", "b", "wrong", "old"):
         T[k] = new_token()
     # the load is meant to keep every worker busy: httpd may say so (AH00484)
-    h = rvhttpd.Httpd("metrics-load-" + mpm, mpm=mpm,
-                      allowed=rvmetrics.ALLOWED + [r"AH00484: server reached MaxRequestWorkers"])
+    h = rvhttpd.Httpd("metrics-load-" + mpm, mpm=mpm, allowed=rvmetrics.ALLOWED + [
+        r"AH00484: server reached MaxRequestWorkers",
+        r"\[redox_verify:warn\].*RedoxVerificationToken old \(.*\) expired at"])
     h.backend = backend
-    h.write_conf(MPM_LIMITS[mpm] + rvmetrics.PID_LOG + """
+    h.write_conf(MPM_LIMITS[mpm] + rvmetrics.PID_LOG + rvmetrics.TIME_LOG + """
 <Location /metrics>
     SetHandler redox-verify-metrics
     Require ip 127.0.0.1
@@ -42,6 +45,7 @@ def _server(mpm, backend):
         RedoxVerify On
         RedoxVerificationToken prod {prod}
         RedoxVerificationToken staging {staging}
+        RedoxVerificationToken old {old} expires=2020-01-01
         ProxyPass http://127.0.0.1:{bp}/a/
     </Location>
 </VirtualHost>
@@ -87,6 +91,10 @@ def _plan(a, b):
          lambda h: handshake_post(h, T["wrong"], host=A)),
         (5, 401, ("refused", a, "missing"),
          lambda h: handshake_get(h, None, host=A)),
+        (7, 401, ("denied", a, "expired"),
+         lambda h: h.request("/redox/x", host=A, headers=both(T["old"]))),
+        (3, 401, ("refused", a, "expired"),
+         lambda h: handshake_post(h, T["old"], host=A)),
         (4, 400, ("refused", a, "bad-challenge"),
          lambda h: handshake_post(h, T["prod"], challenge="not a challenge!", host=A)),
         # not checked at all: RedoxVerify is Off outside /redox/
@@ -136,7 +144,8 @@ def test_rv_metrics_exact_under_load(mpm, backend):
         got = rvmetrics.counts(h, host="a.test")
         assert rvmetrics.nonzero(got) == want
         # Every counter the configuration implies is there, and no other.
-        names = {("accepted", a, "prod"), ("accepted", a, "staging"), ("accepted", b, "prod")}
+        names = {("accepted", a, "prod"), ("accepted", a, "staging"), ("accepted", a, "old"),
+                 ("accepted", b, "prod")}
         for kind in ("accepted", "answered"):
             assert {k for k in got if k[0] == kind} == {(kind,) + k[1:] for k in names}
         # The main server (localhost), where no verified scope applies,
@@ -145,6 +154,15 @@ def test_rv_metrics_exact_under_load(mpm, backend):
                               ("refused", rvmetrics.REFUSED_REASONS)):
             assert {k for k in got if k[0] == kind} == {
                 (kind, v, r) for v in (a, b) for r in reasons}
+
+        # Last accepted: exactly the latest request time (in seconds) of
+        # the requests and handshakes accepted with each token; 0 for old.
+        seen = rvmetrics.last_accepted_from_log(h, h.port)
+        assert set(seen) == {(k[1], k[2]) for k in names if k[2] != "old"}, seen
+        g = rvmetrics.gauges(h, host="a.test")
+        assert {k[1:]: v for k, v in g.items() if k[0] == "last_accepted"} == {
+            **seen, (a, "old"): 0}
+        assert {k[1:]: v for k, v in g.items() if k[0] == "expiry"} == {(a, "old"): 1577836800}
 
         # The requests were spread over at least two child processes.
         pids = rvmetrics.wait_for(

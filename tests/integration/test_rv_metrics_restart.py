@@ -178,7 +178,9 @@ def test_rv_metrics_restart_configuration_outgrows_segment(rs):
     rvmetrics.restart(rs, "graceful")
     got = rvmetrics.wait_for(lambda: (lambda x: x if ("accepted", a, "bulk399") in x else None)(
         _counts(rs)), what="the bulk tokens")
-    assert rs.error_lines("redox_verify: %d series" % len(got))[-1].endswith(
+    # and one last-accepted gauge per accepted counter (no token expires)
+    series = len(got) + sum(1 for k in got if k[0] == "accepted")
+    assert rs.error_lines("redox_verify: %d series" % series)[-1].endswith(
         "in 2 shared memory segment(s)")
     for k, v in before.items():
         assert got[k] == v, k
@@ -199,3 +201,25 @@ def test_rv_metrics_restart_hard_restart_resets(rs):
     assert lines[-1].endswith("in 1 shared memory segment(s)")
     _send(rs, T["prod"])
     assert rvmetrics.nonzero(_counts(rs)) == {("accepted", "a.test:%d" % rs.port, "prod"): 1}
+
+
+def test_rv_metrics_restart_last_accepted(rs):
+    """last_accepted is kept like the counters: a graceful restart keeps it
+    (whichever generation's child answers the scrape), a hard restart
+    starts it from 0 ("never since the last hard start")."""
+    a = "a.test:%d" % rs.port
+    last = lambda: rvmetrics.gauges(rs, host=A)[("last_accepted", a, "prod")]  # noqa: E731
+    _send(rs, T["prod"])
+    stamp = last()
+    assert stamp >= int(time.time()) - 60
+    assert rvmetrics.gauges(rs, host=A)[("last_accepted", a, "staging")] >= 0
+    rvmetrics.restart(rs, "graceful")
+    for _ in range(5):
+        assert last() == stamp
+    _send(rs, T["prod"])
+    assert last() >= stamp
+    rvmetrics.restart(rs, "restart")
+    assert last() == 0
+    assert rvmetrics.gauges(rs, host=A)[("last_accepted", a, "staging")] == 0
+    _send(rs, T["prod"])
+    assert last() >= stamp

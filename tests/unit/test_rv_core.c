@@ -362,7 +362,249 @@ static void test_outcome_names(void **state)
     assert_string_equal(rv_outcome_name(RV_WRONG_TOKEN), "wrong-token");
     assert_string_equal(rv_outcome_name(RV_MISMATCH), "mismatch");
     assert_string_equal(rv_outcome_name(RV_NO_TOKENS), "no-tokens");
+    assert_string_equal(rv_outcome_name(RV_EXPIRED), "expired");
     assert_string_equal(rv_outcome_name(RV_OUTCOME_COUNT), "unknown");
+}
+
+/* ------------------------------------------------------------------ */
+/* Expiry                                                              */
+
+static apr_time_t expiry_of(const char *when)
+{
+    apr_time_t at = -1;
+
+    assert_null(rv_parse_expiry(when, &at));
+    return at;
+}
+
+static void expect_bad_expiry(const char *when)
+{
+    apr_time_t at = 12345;
+
+    if (rv_parse_expiry(when, &at) == NULL) {
+        fail_msg("expires=%s was accepted", when);
+    }
+    assert_int_equal(at, 12345); /* untouched */
+}
+
+static void test_expiry_parser(void **state)
+{
+    (void)state;
+    /* a date is midnight UTC at its start */
+    assert_int_equal(expiry_of("1970-01-01"), 0);
+    assert_int_equal(expiry_of("2026-01-01"), apr_time_from_sec(1767225600));
+    assert_int_equal(expiry_of("2026-01-01T00:00:00Z"),
+                     apr_time_from_sec(1767225600));
+    assert_int_equal(expiry_of("2026-01-01T00:00:01Z"),
+                     apr_time_from_sec(1767225601));
+    assert_int_equal(expiry_of("2025-12-31T23:59:59Z"),
+                     apr_time_from_sec(1767225599));
+    assert_int_equal(expiry_of("2024-02-29"), apr_time_from_sec(1709164800));
+    assert_int_equal(expiry_of("2000-02-29T12:30:45Z"),
+                     apr_time_from_sec(951827445));
+    assert_int_equal(expiry_of("2038-01-19T03:14:08Z"),
+                     apr_time_from_sec(2147483648LL));
+    assert_int_equal(expiry_of("9999-12-31T23:59:59Z"),
+                     apr_time_from_sec(253402300799LL));
+
+    /* no such date or time */
+    expect_bad_expiry("2026-02-29");
+    expect_bad_expiry("2100-02-29");
+    expect_bad_expiry("2026-04-31");
+    expect_bad_expiry("2026-13-01");
+    expect_bad_expiry("2026-00-10");
+    expect_bad_expiry("2026-01-00");
+    expect_bad_expiry("2026-01-32");
+    expect_bad_expiry("2026-01-01T24:00:00Z");
+    expect_bad_expiry("2026-01-01T23:60:00Z");
+    expect_bad_expiry("2026-12-31T23:59:60Z");
+    expect_bad_expiry("1969-12-31T23:59:59Z");
+    expect_bad_expiry("0000-01-01");
+    /* not the two forms */
+    expect_bad_expiry("");
+    expect_bad_expiry("2026");
+    expect_bad_expiry("2026-1-1");
+    expect_bad_expiry("26-01-01");
+    expect_bad_expiry("2026/01/01");
+    expect_bad_expiry("20260101");
+    expect_bad_expiry(" 2026-01-01");
+    expect_bad_expiry("2026-01-01 ");
+    expect_bad_expiry("2026-01-01T");
+    expect_bad_expiry("2026-01-01T00:00Z");
+    expect_bad_expiry("2026-01-01T00:00:00");
+    expect_bad_expiry("2026-01-01t00:00:00z");
+    expect_bad_expiry("2026-01-01 00:00:00Z");
+    expect_bad_expiry("2026-01-01T00:00:00+00:00");
+    expect_bad_expiry("2026-01-01T00:00:00.5Z");
+    expect_bad_expiry("+026-01-01");
+    expect_bad_expiry("-026-01-01");
+    expect_bad_expiry("2026-0x-01");
+    expect_bad_expiry("2026-01-01T0a:00:00Z");
+    expect_bad_expiry("2026-01-01Z");
+    expect_bad_expiry("\xef\xbc\x92\x30\x32\x36-01-01");
+}
+
+/* Every day from 1970 to 2400 against a count of days done here: the
+ * parser and the formatter agree with each other and with the calendar. */
+static void test_expiry_calendar(void **state)
+{
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30,
+                                  31, 31, 30, 31, 30, 31};
+    long long day = 0;
+    int y, m, d;
+
+    (void)state;
+    for (y = 1970; y < 2400; y++) {
+        int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+        for (m = 1; m <= 12; m++) {
+            int n = mdays[m - 1] + (m == 2 && leap);
+
+            for (d = 1; d <= 31; d++) {
+                char when[16], back[RV_TIME_TEXT], end[48];
+                apr_time_t at;
+
+                snprintf(when, sizeof(when), "%04d-%02d-%02d", y, m, d);
+                if (d > n) {
+                    expect_bad_expiry(when);
+                    continue;
+                }
+                assert_null(rv_parse_expiry(when, &at));
+                assert_int_equal(at, apr_time_from_sec(day * 86400));
+                snprintf(end, sizeof(end), "%sT23:59:59Z", when);
+                assert_null(rv_parse_expiry(end, &at));
+                assert_int_equal(at, apr_time_from_sec(day * 86400 + 86399));
+                assert_string_equal(rv_format_time(at, back), end);
+                day++;
+            }
+        }
+    }
+}
+
+static void test_expiry_format(void **state)
+{
+    char buf[RV_TIME_TEXT];
+
+    (void)state;
+    assert_string_equal(rv_format_time(0, buf), "1970-01-01T00:00:00Z");
+    assert_string_equal(
+        rv_format_time(apr_time_from_sec(1767225600) + 999999, buf),
+        "2026-01-01T00:00:00Z");
+    assert_string_equal(rv_format_time(apr_time_from_sec(253402300799LL), buf),
+                        "9999-12-31T23:59:59Z");
+}
+
+/* The words after VALUE: a last expires=WHEN is taken off; anything else
+ * about expires= is an error that never quotes the VALUE. */
+static void test_take_expiry(void **state)
+{
+    char *lit[] = {"secret-value", "expires=2026-01-01", NULL};
+    char *none[] = {"secret-value", NULL};
+    char *exec[] = {"exec:/bin/echo", "a", "b", "expires=2026-01-01T10:00:00Z",
+                    NULL};
+    char *twice[] = {"secret-value", "expires=2026-01-01",
+                     "expires=2026-01-02", NULL};
+    char *early[] = {"exec:/bin/echo", "expires=2026-01-01", "a", NULL};
+    char *novalue[] = {"expires=2026-01-01", NULL};
+    char *bad[] = {"secret-value", "expires=2026-02-30", NULL};
+    char *empty[] = {"secret-value", "expires=", NULL};
+    char *evil[] = {"secret-value", "expires=\x1b[31m", NULL};
+    apr_time_t at;
+    const char *err;
+    int argc;
+
+    (void)state;
+    argc = 2;
+    assert_null(rv_take_expiry(pool, &argc, lit, &at));
+    assert_int_equal(argc, 1);
+    assert_int_equal(at, apr_time_from_sec(1767225600));
+    argc = 1;
+    assert_null(rv_take_expiry(pool, &argc, none, &at));
+    assert_int_equal(argc, 1);
+    assert_int_equal(at, RV_NEVER);
+    argc = 4;
+    assert_null(rv_take_expiry(pool, &argc, exec, &at));
+    assert_int_equal(argc, 3);
+    assert_int_equal(at, apr_time_from_sec(1767225600 + 36000));
+
+    argc = 3;
+    err = rv_take_expiry(pool, &argc, twice, &at);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "last argument, and given once"));
+    argc = 3;
+    assert_non_null(rv_take_expiry(pool, &argc, early, &at));
+    argc = 1;
+    err = rv_take_expiry(pool, &argc, novalue, &at);
+    assert_non_null(strstr(err, "VALUE is missing"));
+    argc = 2;
+    err = rv_take_expiry(pool, &argc, bad, &at);
+    assert_non_null(strstr(err, "bad expires=2026-02-30: no such date"));
+    assert_null(strstr(err, "secret-value"));
+    argc = 2;
+    err = rv_take_expiry(pool, &argc, empty, &at);
+    assert_non_null(strstr(err, "bad expires=: expected YYYY-MM-DD or "
+                                "YYYY-MM-DDTHH:MM:SSZ (UTC)"));
+    argc = 2;
+    err = rv_take_expiry(pool, &argc, evil, &at);
+    assert_non_null(err);
+    assert_null(strchr(err, '\x1b')); /* escaped for the log */
+}
+
+/* The expiry is in the entry the digest found: refused from the instant
+ * on, accepted just before it; other tokens and bad slots unaffected. */
+static void test_expiry_decision(void **state)
+{
+    rv_tokenset *s = rv_tokenset_make(pool);
+    unsigned char d1[RV_DIGEST_LEN], d2[RV_DIGEST_LEN], d[RV_DIGEST_LEN];
+    apr_time_t at = apr_time_from_sec(1767225600);
+    int slot;
+
+    (void)state;
+    digest_of(TOK, d1);
+    digest_of(TOK2, d2);
+    assert_null(rv_tokenset_add_expiring(s, "old", d1, at));
+    assert_null(rv_tokenset_add(s, "new", d2));
+    assert_int_equal(rv_tokenset_expiry_at(s, 0), at);
+    assert_int_equal(rv_tokenset_expiry_at(s, 1), RV_NEVER);
+    assert_int_equal(rv_tokenset_expiry_at(s, 2), RV_NEVER);
+    assert_int_equal(rv_tokenset_expiry_at(NULL, 0), RV_NEVER);
+
+    assert_int_equal(
+        rv_verify_slot(s, RV_HDR_BOTH, "Bearer " TOK, TOK, &slot, d), RV_OK);
+    assert_int_equal(slot, 0);
+    assert_int_equal(rv_check_expiry(s, slot, at - 1), RV_OK);
+    assert_int_equal(rv_check_expiry(s, slot, at), RV_EXPIRED);
+    assert_int_equal(rv_check_expiry(s, slot, at + 1), RV_EXPIRED);
+    assert_int_equal(rv_check_expiry(s, slot, APR_INT64_MAX), RV_EXPIRED);
+    assert_int_equal(rv_check_token_slot(s, TOK2, strlen(TOK2), &slot, d),
+                     RV_OK);
+    assert_int_equal(rv_check_expiry(s, slot, at + 1), RV_OK);
+    assert_int_equal(rv_check_expiry(s, slot, APR_INT64_MAX - 1), RV_OK);
+    /* no token found: fail closed */
+    assert_int_equal(rv_check_expiry(s, -1, 0), RV_WRONG_TOKEN);
+    assert_int_equal(rv_check_expiry(s, 2, 0), RV_WRONG_TOKEN);
+    assert_int_equal(rv_check_expiry(NULL, 0, 0), RV_WRONG_TOKEN);
+    /* the expiry stays with its token when the set grows */
+    {
+        int i;
+
+        for (i = 0; i < 100; i++) {
+            unsigned char x[RV_DIGEST_LEN];
+
+            memset(x, 0, sizeof(x));
+            x[0] = (unsigned char)i;
+            x[1] = 0xee;
+            assert_null(rv_tokenset_add_expiring(
+                s, apr_psprintf(pool, "bulk%d", i), x,
+                i % 2 ? RV_NEVER : apr_time_from_sec(i)));
+        }
+    }
+    assert_int_equal(rv_tokenset_find(s, d1), 0);
+    assert_int_equal(rv_tokenset_expiry_at(s, 0), at);
+    assert_int_equal(rv_tokenset_expiry_at(s, 2), apr_time_from_sec(0));
+    assert_int_equal(rv_tokenset_expiry_at(s, 3), RV_NEVER);
+    assert_int_equal(rv_check_expiry(s, rv_tokenset_find(s, d2), at), RV_OK);
+    assert_string_equal(rv_outcome_name(RV_EXPIRED), "expired");
 }
 
 /* ------------------------------------------------------------------ */
@@ -650,6 +892,11 @@ int main(void)
         cmocka_unit_test(test_tokenset_slots),
         cmocka_unit_test(test_bearer_is_ours),
         cmocka_unit_test(test_outcome_names),
+        cmocka_unit_test(test_expiry_parser),
+        cmocka_unit_test(test_expiry_calendar),
+        cmocka_unit_test(test_expiry_format),
+        cmocka_unit_test(test_take_expiry),
+        cmocka_unit_test(test_expiry_decision),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_hex_and_lines),
         cmocka_unit_test(test_same_header),

@@ -183,6 +183,117 @@ static void test_store_exact_across_processes(void **state)
     }
 }
 
+/* A timestamp only goes forward: a stamp older than the word is dropped
+ * (two children racing), and a read takes the latest over the segments
+ * (an old child after a graceful restart stamps the old one). */
+static void test_store_stamp_latest(void **state)
+{
+    rv_store *st = rv_store_make(pool);
+    rv_counter *old, *cur;
+    apr_uint32_t a, b;
+    char key[32];
+    int i;
+
+    (void)state;
+    a = rv_store_reserve_in(st, "va", "prod", RV_M_NAME_SPAN);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    old = rv_store_counters(st);
+    assert_int_equal(rv_store_read_latest(st, a + RV_M_LAST_ACCEPTED), 0);
+    rv_stamp(old, a + RV_M_LAST_ACCEPTED, 1000);
+    rv_stamp(old, a + RV_M_LAST_ACCEPTED, 999);
+    assert_int_equal(rv_store_read_latest(st, a + RV_M_LAST_ACCEPTED), 1000);
+    rv_stamp(old, a + RV_M_LAST_ACCEPTED, 1000);
+    rv_stamp(old, a + RV_M_LAST_ACCEPTED, 1001);
+    assert_int_equal(rv_store_read_latest(st, a + RV_M_LAST_ACCEPTED), 1001);
+
+    for (i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "n%d", i);
+        rv_store_reserve(st, key, RV_M_NAME_SPAN);
+    }
+    b = rv_store_reserve_in(st, "va", "prod", RV_M_NAME_SPAN);
+    assert_int_equal(b, a);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    cur = rv_store_counters(st);
+    assert_ptr_not_equal(cur, old);
+    /* kept across the new segment, whichever generation stamps later */
+    assert_int_equal(rv_store_read_latest(st, a + RV_M_LAST_ACCEPTED), 1001);
+    rv_stamp(cur, a + RV_M_LAST_ACCEPTED, 1500);
+    assert_int_equal(rv_store_read_latest(st, a + RV_M_LAST_ACCEPTED), 1500);
+    rv_stamp(old, a + RV_M_LAST_ACCEPTED, 1600);
+    assert_int_equal(rv_store_read_latest(st, a + RV_M_LAST_ACCEPTED), 1600);
+    /* the counters beside it are untouched */
+    assert_int_equal(rv_store_read(st, a + RV_M_ACCEPTED), 0);
+    assert_int_equal(rv_store_read(st, a + RV_M_ANSWERED), 0);
+}
+
+/* Children forked after commit stamp one word: it ends at the latest
+ * stamp any of them made, whatever the order of their stores. */
+static void test_store_stamp_across_processes(void **state)
+{
+    enum { KIDS = 4, EACH = 50000 };
+    rv_store *st = rv_store_make(pool);
+    rv_counter *c;
+    apr_uint32_t w;
+    pid_t pids[KIDS];
+    int i, status;
+
+    (void)state;
+    w = rv_store_reserve_in(st, "va", "prod", RV_M_NAME_SPAN);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    c = rv_store_counters(st);
+    for (i = 0; i < KIDS; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            apr_uint64_t n;
+
+            /* kid i stamps i+1, i+1+KIDS, ...: the largest of all is the
+             * last stamp of kid KIDS-1 */
+            for (n = 0; n < EACH; n++) {
+                rv_count(c, w + RV_M_ACCEPTED);
+                rv_stamp(c, w + RV_M_LAST_ACCEPTED,
+                         n * KIDS + (apr_uint64_t)i + 1);
+            }
+            _exit(0);
+        }
+    }
+    for (i = 0; i < KIDS; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    assert_int_equal(rv_store_read(st, w + RV_M_ACCEPTED),
+                     (apr_uint64_t)KIDS * EACH);
+    assert_int_equal(rv_store_read_latest(st, w + RV_M_LAST_ACCEPTED),
+                     (apr_uint64_t)KIDS * EACH);
+}
+
+/* Each series reads its value where its metric keeps it. */
+static void test_series_value(void **state)
+{
+    rv_store *st = rv_store_make(pool);
+    apr_uint64_t consts[2] = {1767225600, 42};
+    rv_series x;
+    apr_uint32_t a;
+
+    (void)state;
+    a = rv_store_reserve_in(st, "va", "prod", RV_M_NAME_SPAN);
+    assert_int_equal(rv_store_commit(st), APR_SUCCESS);
+    rv_count(rv_store_counters(st), a + RV_M_ACCEPTED);
+    rv_count(rv_store_counters(st), a + RV_M_ACCEPTED);
+    rv_stamp(rv_store_counters(st), a + RV_M_LAST_ACCEPTED, 1700000000);
+    x.vhost = "va";
+    x.label = "prod";
+    x.metric = RV_M_REQUESTS_ACCEPTED;
+    x.index = a + RV_M_ACCEPTED;
+    assert_int_equal(rv_series_value(st, &x, consts), 2);
+    x.metric = RV_M_TOKEN_LAST_ACCEPTED;
+    x.index = a + RV_M_LAST_ACCEPTED;
+    assert_int_equal(rv_series_value(st, &x, consts), 1700000000);
+    x.metric = RV_M_TOKEN_EXPIRY;
+    x.index = 0;
+    assert_int_equal(rv_series_value(st, &x, consts), 1767225600);
+}
+
 static void test_store_reset(void **state)
 {
     rv_store *st = rv_store_make(pool);
@@ -234,6 +345,17 @@ static void test_metric_reasons(void **state)
         rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, RV_BAD_CHALLENGE));
     assert_false(rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, RV_MALFORMED));
     assert_false(rv_metric_has_reason(RV_M_REQUESTS_ACCEPTED, RV_OK));
+    assert_true(rv_metric_has_reason(RV_M_REQUESTS_DENIED, RV_EXPIRED));
+    assert_true(rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, RV_EXPIRED));
+    assert_false(rv_metric_has_reason(RV_M_TOKEN_EXPIRY, RV_EXPIRED));
+    assert_string_equal(rv_metric_label(RV_M_TOKEN_EXPIRY), "name");
+    assert_string_equal(rv_metric_label(RV_M_TOKEN_LAST_ACCEPTED), "name");
+    assert_false(rv_metric_is_gauge(RV_M_REQUESTS_DENIED));
+    assert_true(rv_metric_is_gauge(RV_M_TOKEN_EXPIRY));
+    assert_true(rv_metric_is_gauge(RV_M_TOKEN_LAST_ACCEPTED));
+    assert_int_equal(rv_metric_read(RV_M_HANDSHAKES_ANSWERED), RV_READ_SUM);
+    assert_int_equal(rv_metric_read(RV_M_TOKEN_EXPIRY), RV_READ_CONFIG);
+    assert_int_equal(rv_metric_read(RV_M_TOKEN_LAST_ACCEPTED), RV_READ_LATEST);
     assert_string_equal(rv_metric_label(RV_M_REQUESTS_ACCEPTED), "name");
     assert_string_equal(rv_metric_label(RV_M_HANDSHAKES_REFUSED), "reason");
 }
@@ -303,7 +425,16 @@ static void test_render_prometheus(void **state)
         "reason.\n"
         "# TYPE redox_verify_handshakes_refused_total counter\n"
         "redox_verify_handshakes_refused_total{vhost=\"odd\\\"host\\\\\\n"
-        ":1\",reason=\"missing\"} 1\n");
+        ":1\",reason=\"missing\"} 1\n"
+        "# HELP redox_verify_token_expiry_timestamp_seconds When the token "
+        "stops being accepted (its expires=), in Unix time, by VirtualHost "
+        "and token NAME; only tokens with an expiry.\n"
+        "# TYPE redox_verify_token_expiry_timestamp_seconds gauge\n"
+        "# HELP redox_verify_token_last_accepted_timestamp_seconds When a "
+        "request or handshake with the token was last accepted, in Unix "
+        "time, by VirtualHost and token NAME; 0 if never since the last "
+        "hard restart.\n"
+        "# TYPE redox_verify_token_last_accepted_timestamp_seconds gauge\n");
     /* No series at all: the families are still announced. */
     out = rv_render_prometheus(pool, NULL, 0, NULL);
     assert_non_null(strstr(out, "# TYPE redox_verify_handshakes_refused_total"
@@ -328,6 +459,48 @@ static void test_render_status_auto(void **state)
                         "RedoxVerifyAccepted[a.test:443,staging]: 5\n"
                         "RedoxVerifyAccepted[b.test:443,prod]: 2\n"
                         "RedoxVerifyDenied[b.test:443,wrong-token]: 3\n");
+}
+
+/* The timestamps are gauges: TYPE gauge in Prometheus, no total in ?auto
+ * (a sum of times means nothing), UTC dates and "never" in HTML. */
+static void test_render_gauges(void **state)
+{
+    rv_series s[3] = {
+        {.metric = RV_M_REQUESTS_ACCEPTED, .vhost = "a:1", .label = "prod"},
+        {.metric = RV_M_TOKEN_EXPIRY, .vhost = "a:1", .label = "prod"},
+        {.metric = RV_M_TOKEN_LAST_ACCEPTED, .vhost = "a:1", .label = "prod"},
+    };
+    apr_uint64_t v[3] = {3, 1767225600, 0};
+    char *out;
+
+    (void)state;
+    out = rv_render_prometheus(pool, s, 3, v);
+    assert_non_null(strstr(
+        out, "# TYPE redox_verify_token_expiry_timestamp_seconds gauge\n"
+             "redox_verify_token_expiry_timestamp_seconds{vhost=\"a:1\","
+             "name=\"prod\"} 1767225600\n"));
+    assert_non_null(
+        strstr(out, "# TYPE redox_verify_token_last_accepted_timestamp_seconds"
+                    " gauge\n"
+                    "redox_verify_token_last_accepted_timestamp_seconds{"
+                    "vhost=\"a:1\",name=\"prod\"} 0\n"));
+    out = rv_render_status_auto(pool, s, 3, v);
+    assert_string_equal(out, "RedoxVerifyAccepted: 3\n"
+                             "RedoxVerifyDenied: 0\n"
+                             "RedoxVerifyHandshakesAnswered: 0\n"
+                             "RedoxVerifyHandshakesRefused: 0\n"
+                             "RedoxVerifyAccepted[a:1,prod]: 3\n"
+                             "RedoxVerifyTokenExpiry[a:1,prod]: 1767225600\n"
+                             "RedoxVerifyTokenLastAccepted[a:1,prod]: 0\n");
+    out = rv_render_status_html(pool, s, 3, v, 0);
+    assert_non_null(strstr(out, "<h3>Token expiry</h3>\n<table border=\"0\">"
+                                "<tr><th>VirtualHost</th><th>name</th>"
+                                "<th>UTC</th></tr>\n<tr><td>a:1</td>"
+                                "<td>prod</td><td>2026-01-01T00:00:00Z</td>"));
+    assert_non_null(strstr(out, "<td>a:1</td><td>prod</td><td>never</td>"));
+    v[2] = 1767225601;
+    out = rv_render_status_html(pool, s, 3, v, 1);
+    assert_non_null(strstr(out, "a:1 prod: 2026-01-01T00:00:01Z<br />"));
 }
 
 static void test_render_status_html(void **state)
@@ -361,12 +534,16 @@ int main(void)
         cmocka_unit_test(test_store_count_and_read),
         cmocka_unit_test(test_store_grows_and_sums),
         cmocka_unit_test(test_store_exact_across_processes),
+        cmocka_unit_test(test_store_stamp_latest),
+        cmocka_unit_test(test_store_stamp_across_processes),
+        cmocka_unit_test(test_series_value),
         cmocka_unit_test(test_store_reset),
         cmocka_unit_test(test_prom_escape),
         cmocka_unit_test(test_metric_reasons),
         cmocka_unit_test(test_series_sort),
         cmocka_unit_test(test_render_prometheus),
         cmocka_unit_test(test_render_status_auto),
+        cmocka_unit_test(test_render_gauges),
         cmocka_unit_test(test_render_status_html),
     };
     int failed;
