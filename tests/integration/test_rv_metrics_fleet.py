@@ -232,19 +232,32 @@ def test_rv_metrics_fleet_sums_last_accepted_and_alert(fleet):
     _send(two, 2, lambda h: handshake_get(h, T["prod2"], host=HOST, path="/redox/hs"), 200)
     _send(two, 1, lambda h: handshake_get(h, None, host=HOST, path="/redox/hs"), 401)
 
-    accepted = 'sum by (name) (redox_verify_requests_accepted_total%s)' % sel
     want_accepted = {"prod": 8, "prod-2": 6, "old": 0}
-    prom.wait(lambda: prom.by(accepted, "name") == want_accepted, "the accepted sums")
+    # Each server is scraped on its own schedule: wait until a scrape of
+    # both has seen everything sent to it (the last request to each is a
+    # refusal), then every sum must be exact.
+    want = {
+        'sum by (name) (redox_verify_requests_accepted_total%s)': (
+            "name", want_accepted),
+        'sum by (reason) (redox_verify_requests_denied_total%s) > 0': (
+            "reason", {"missing": 2, "malformed": 1}),
+        'sum by (name) (redox_verify_handshakes_answered_total%s) > 0': (
+            "name", {"prod": 1, "prod-2": 2}),
+        'sum by (reason) (redox_verify_handshakes_refused_total%s) > 0': (
+            "reason", {"missing": 1}),
+    }
+    per_server = {"127.0.0.1:%d" % one.port: 10.0, "127.0.0.1:%d" % two.port: 11.0}
+    everything = ('sum by (instance) ({__name__=~"redox_verify_(requests_accepted|'
+                  'requests_denied|handshakes_answered|handshakes_refused)_total",'
+                  'job="redox",vhost="%s"})' % VHOST)
+    prom.wait(lambda: prom.by(everything, "instance") == per_server,
+              "a scrape of each server after all its requests")
     seen_at = time.time()
+    for q, (label, values) in want.items():
+        assert prom.by(q % sel, label) == values, q
     assert prom.by('sum by (instance) (redox_verify_requests_accepted_total%s)' % sel,
                    "instance") == {"127.0.0.1:%d" % one.port: 7.0,
                                    "127.0.0.1:%d" % two.port: 7.0}
-    denied = prom.by('sum by (reason) (redox_verify_requests_denied_total%s) > 0' % sel, "reason")
-    assert denied == {"missing": 2, "malformed": 1}
-    assert prom.by('sum by (name) (redox_verify_handshakes_answered_total%s) > 0' % sel,
-                   "name") == {"prod": 1, "prod-2": 2}
-    assert prom.by('sum by (reason) (redox_verify_handshakes_refused_total%s) > 0' % sel,
-                   "reason") == {"missing": 1}
 
     # last_accepted moved, to the latest accepted request's second.
     want_last = _last_accepted((one, two))
@@ -281,6 +294,10 @@ def test_rv_metrics_fleet_sums_last_accepted_and_alert(fleet):
     pending = prom.wait(lambda: prom.query('ALERTS{alertname="RedoxVerifySenderRefused",'
                                            'alertstate="pending"}'), "the shipped rule pending")
     assert {m["reason"] for m, _ in pending} <= {"expired", "wrong-token"}
+    # the sums, once a scrape of each server has seen its whole burst
+    per_server = {"127.0.0.1:%d" % one.port: 15.0, "127.0.0.1:%d" % two.port: 14.0}
+    prom.wait(lambda: prom.by(everything, "instance") == per_server,
+              "a scrape of each server after its burst")
     assert prom.by('sum by (reason) (redox_verify_requests_denied_total%s) > 0' % sel,
                    "reason") == {"missing": 2, "malformed": 1, "wrong-token": 5, "expired": 3}
     # refusals do not move last_accepted
