@@ -12,7 +12,8 @@
 #   make bench    install missing Debian packages, build, run the benchmarks
 #                 (QUICK=1 or make bench-quick: a short smoke run for CI)
 #   make asan     unit + integration tests against an ASan+UBSan build
-#   make lint     gcc -Wall -Wextra -Werror and cppcheck
+#   make lint     gcc -Wall -Wextra -Werror, cppcheck, clang-format, and
+#                 pyflakes on redox-verify-probe
 #   make fuzz     each libFuzzer harness for FUZZ_SECONDS (default 60)
 #   make load     LOAD_SECONDS (default 60) of wrk load, graceful restarts
 #                 and a token rotation against the built module
@@ -259,7 +260,7 @@ asan: deps deps-asan
 # is built (apxs's defines, APR/httpd/system headers); any finding of
 # severity warning, portability or error fails.  varFuncNullUB is APR's
 # NULL-terminated apr_pstrcat() idiom (NULL is (void *)0 on glibc).
-DEB_LINT   = cppcheck clang-format
+DEB_LINT   = cppcheck clang-format pyflakes3
 MULTIARCH  = $(shell $(CC) -print-multiarch 2>/dev/null)
 APXS_CPPFLAGS = $(shell $(APXS) -q EXTRA_CPPFLAGS 2>/dev/null) -I. \
     -I$(shell $(APXS) -q INCLUDEDIR 2>/dev/null) \
@@ -280,6 +281,7 @@ lint: deps-build deps-lint
 	    --suppress=varFuncNullUB $(APXS_CPPFLAGS) \
 	    -I/usr/include -I/usr/include/$(MULTIARCH) $(SRCS) $(FUZZ_SRCS)
 	clang-format --dry-run --Werror $(C_FILES)
+	pyflakes3 $(PROBE)
 	@echo "lint: no warnings, formatted as .clang-format says"
 
 # httpd style, as .clang-format encodes it, on every C file.
