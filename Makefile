@@ -4,14 +4,17 @@
 #   make run      install missing Debian packages, build, start a demo Apache
 #   make test     install missing Debian packages, build, run every test
 #   make rules    promtool check rules and the alert rules' unit tests
-#   make install  apxs -i plus the a2enmod files and the man page
+#   make install  apxs -i plus the a2enmod files, the man pages and
+#                 redox-verify-probe
 #                 (DESTDIR is honoured; make uninstall removes them)
-#   make man      the man page redox_verify(5), from docs/mod_redox_verify.md
+#   make man      the man pages redox_verify(5), from docs/mod_redox_verify.md,
+#                 and redox-verify-probe(1), from docs/redox-verify-probe.md
 #   make deb      the Debian package, in build/deb/
 #   make bench    install missing Debian packages, build, run the benchmarks
 #                 (QUICK=1 or make bench-quick: a short smoke run for CI)
 #   make asan     unit + integration tests against an ASan+UBSan build
-#   make lint     gcc -Wall -Wextra -Werror and cppcheck
+#   make lint     gcc -Wall -Wextra -Werror, cppcheck, clang-format, and
+#                 pyflakes on redox-verify-probe
 #   make fuzz     each libFuzzer harness for FUZZ_SECONDS (default 60)
 #   make load     LOAD_SECONDS (default 60) of wrk load, graceful restarts
 #                 and a token rotation against the built module
@@ -28,7 +31,11 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR 2>/dev/null)
 MODS_AVAILABLE = $(SYSCONFDIR)/mods-available
 # Without a package, the man page goes where local additions go.
 MANDIR    ?= /usr/local/share/man
+BINDIR    ?= /usr/local/bin
 VERSION    = $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+# The month of the latest changelog entry, for the man pages' footer.
+MANDATE    = $(shell LC_ALL=C date -u -d "$$(sed -n 's/^ -- .*>  //p' \
+                 debian/changelog | head -n 1)" '+%B %Y' 2>/dev/null)
 
 PKGS      = openssl jansson
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -41,16 +48,23 @@ SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c rv_metrics.c
 HDRS      = rv_core.h rv_handshake.h rv_metrics.h
 MODULE    = .libs/mod_redox_verify.so
 MANPAGE   = build/man/redox_verify.5
+PROBE     = probe/redox-verify-probe
+PROBE_MAN = build/man/redox-verify-probe.1
 DEB_DIR   = build/deb
 
 # Debian packages the build and the tests need.
 DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl python3
+# The OAuth modules run beside this one in tests/integration/test_rv_oauth_*;
+# prometheus (promtool, the server) and its client library check the
+# metrics and the alert rules; fail2ban-regex and fail2ban-client test
+# conf/fail2ban/.
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl \
             libapache2-mod-oauth2 libapache2-mod-auth-openidc \
-            prometheus python3-prometheus-client
-# ... and the package build (make deb) and its tests (lintian, man).
+            prometheus python3-prometheus-client fail2ban
+# ... and the package build (make deb) and its tests (lintian, man);
+# go-md2man turns docs/redox-verify-probe.md into the probe's man page.
 DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
-              lintian man-db
+              lintian man-db go-md2man
 # ... and the benchmarks (make bench).
 DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 
@@ -149,30 +163,41 @@ bench/micro: bench/micro.c rv_core.c $(HDRS)
 # The package (make deb) and a2enmod, the apxs install and uninstall, and
 # the reference manual against the directives the built module registers.
 # Runs as root: it installs the package and starts the system's Apache.
-install-test: $(MODULE) $(MANPAGE)
+install-test: $(MODULE) $(MANPAGE) $(PROBE_MAN)
 	@$(MAKE) --no-print-directory deb
 	RV_DEB_BUILT=1 $(PYTHON) -m pytest -q tests/install
 
-install: $(MODULE) $(MANPAGE)
+install: $(MODULE) $(MANPAGE) $(PROBE_MAN)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MODS_AVAILABLE) \
-	    $(DESTDIR)$(MANDIR)/man5
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BINDIR)
 	$(APXS) -i -S LIBEXECDIR=$(DESTDIR)$(LIBEXECDIR) -n redox_verify \
 	    mod_redox_verify.la
 	install -m 644 conf/redox_verify.load conf/redox_verify.conf \
 	    $(DESTDIR)$(MODS_AVAILABLE)/
 	install -m 644 $(MANPAGE) $(DESTDIR)$(MANDIR)/man5/
+	install -m 755 $(PROBE) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(PROBE_MAN) $(DESTDIR)$(MANDIR)/man1/
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_redox_verify.so \
 	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.load \
 	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.conf \
-	    $(DESTDIR)$(MANDIR)/man5/redox_verify.5
+	    $(DESTDIR)$(MANDIR)/man5/redox_verify.5 \
+	    $(DESTDIR)$(BINDIR)/redox-verify-probe \
+	    $(DESTDIR)$(MANDIR)/man1/redox-verify-probe.1
 
-man: $(MANPAGE)
+man: $(MANPAGE) $(PROBE_MAN)
 
 $(MANPAGE): docs/mod_redox_verify.md tools/md2man debian/changelog
 	@mkdir -p $(@D)
 	$(PYTHON) tools/md2man --version $(VERSION) $< $@
+
+# go-md2man reads the title line's @VERSION@ and @DATE@ as filled in here.
+$(PROBE_MAN): docs/redox-verify-probe.md debian/changelog
+	@mkdir -p $(@D)
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@DATE@/$(MANDATE)/' $< \
+	    | go-md2man > $@.tmp
+	mv $@.tmp $@
 
 # dpkg-buildpackage writes next to the source tree, so it builds a copy in
 # $(DEB_DIR) and the .deb lands there:
@@ -252,7 +277,7 @@ asan: deps deps-asan
 # is built (apxs's defines, APR/httpd/system headers); any finding of
 # severity warning, portability or error fails.  varFuncNullUB is APR's
 # NULL-terminated apr_pstrcat() idiom (NULL is (void *)0 on glibc).
-DEB_LINT   = cppcheck clang-format
+DEB_LINT   = cppcheck clang-format pyflakes3
 MULTIARCH  = $(shell $(CC) -print-multiarch 2>/dev/null)
 APXS_CPPFLAGS = $(shell $(APXS) -q EXTRA_CPPFLAGS 2>/dev/null) -I. \
     -I$(shell $(APXS) -q INCLUDEDIR 2>/dev/null) \
@@ -273,6 +298,7 @@ lint: deps-build deps-lint
 	    --suppress=varFuncNullUB $(APXS_CPPFLAGS) \
 	    -I/usr/include -I/usr/include/$(MULTIARCH) $(SRCS) $(FUZZ_SRCS)
 	clang-format --dry-run --Werror $(C_FILES)
+	pyflakes3 $(PROBE)
 	@echo "lint: no warnings, formatted as .clang-format says"
 
 # httpd style, as .clang-format encodes it, on every C file.

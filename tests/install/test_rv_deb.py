@@ -3,6 +3,8 @@ package's contents, apt-get install, a2enmod, a VirtualHost made from the
 shipped example, apache2ctl -t, the system's Apache started with Debian's
 envvars on a loopback port, accepted and denied requests with curl, then
 apache2ctl stop, a2dismod and purge, and the machine as it was before.
+The installed redox-verify-probe checks that site, and Debian's
+fail2ban-regex runs the shipped example filter on the site's error log.
 
 The Apache started here is the system's binary and its /etc/apache2
 (mods-enabled/*.load and *.conf, where a2enmod put the module), through
@@ -32,6 +34,9 @@ ENABLED_LINK = "/etc/apache2/mods-enabled/redox_verify.load"
 DOC_DIR = "/usr/share/doc/" + PACKAGE
 EXAMPLE = DOC_DIR + "/examples/redox-vhost.conf.example"
 RULES = DOC_DIR + "/examples/redox_verify.rules.yml"
+PROBE_PATH = "/usr/bin/redox-verify-probe"
+FAIL2BAN_EXAMPLES = [DOC_DIR + "/examples/fail2ban/filter.d/redox-verify.conf",
+                     DOC_DIR + "/examples/fail2ban/jail.d/redox-verify.conf"]
 APT = ["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=300"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 CHALLENGE = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
@@ -121,7 +126,9 @@ def snapshot():
         "state": apache_state(),
         "runtime dirs": {d: os.path.isdir(d) for d in RUNTIME_DIRS},
         "doc": os.path.exists(DOC_DIR),
-        "man": glob.glob("/usr/share/man/man5/redox_verify.5*"),
+        "man": glob.glob("/usr/share/man/man5/redox_verify.5*")
+        + glob.glob("/usr/share/man/man1/redox-verify-probe.1*"),
+        "probe": os.path.exists(PROBE_PATH),
         "system apache running": system_apache_running(),
     }
 
@@ -240,7 +247,7 @@ def write_site(site):
     with open(os.path.join(d, "redox-vhost.conf"), "w") as f:
         f.write(text)
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
          "-subj", "/CN=redox.example.org",
          "-addext", "subjectAltName=DNS:redox.example.org",
          "-addext", "basicConstraints=critical,CA:FALSE",
@@ -367,7 +374,7 @@ def test_rv_deb_lintian_reports_no_errors(as_root, deb_dir):
     tags = [line for line in proc.stdout.splitlines()
             if re.match(r"[EWIPX]: ", line)]
     print("\n".join(tags) or "lintian: no tags")
-    errors = [t for t in tags if t.startswith("E: ")]
+    errors = [t for t in tags if t.startswith(("E: ", "W: "))]
     assert not errors, "\n".join(errors)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -375,20 +382,26 @@ def test_rv_deb_lintian_reports_no_errors(as_root, deb_dir):
 def test_rv_deb_contents(deb):
     listing = run(["dpkg-deb", "-c", deb]).stdout
     paths = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
-    for path in (MODULE_PATH,
-                 "/etc/apache2/mods-available/redox_verify.load",
-                 "/etc/apache2/mods-available/redox_verify.conf",
-                 DOC_DIR + "/README.md.gz",
-                 DOC_DIR + "/mod_redox_verify.md.gz",
-                 DOC_DIR + "/copyright",
-                 DOC_DIR + "/changelog.gz",
-                 EXAMPLE,
-                 RULES,
-                 "/usr/share/man/man5/redox_verify.5.gz"):
+    wanted = [MODULE_PATH,
+              "/etc/apache2/mods-available/redox_verify.load",
+              "/etc/apache2/mods-available/redox_verify.conf",
+              DOC_DIR + "/README.md.gz",
+              DOC_DIR + "/mod_redox_verify.md.gz",
+              DOC_DIR + "/copyright",
+              DOC_DIR + "/changelog.gz",
+              EXAMPLE,
+              RULES,
+              "/usr/share/man/man5/redox_verify.5.gz",
+              PROBE_PATH,
+              "/usr/share/man/man1/redox-verify-probe.1.gz"]
+    for path in wanted + FAIL2BAN_EXAMPLES:
         assert path in paths, "%s is not in the package:\n%s" % (path,
                                                                  listing)
     files = [p for p in paths if not p.endswith("/")]
     assert not [p for p in files if p.startswith("/usr/local")], files
+    modes = {line.split()[-1].lstrip("."): line.split()[0]
+             for line in listing.splitlines()}
+    assert modes[PROBE_PATH] == "-rwxr-xr-x"
 
 
 def test_rv_deb_control(deb):
@@ -399,9 +412,13 @@ def test_rv_deb_control(deb):
     for needed in ("apache2-api-20120211", "apache2-bin", "libc6",
                    "libssl3", "libjansson4"):
         assert needed in deps, "Depends lacks %s: %s" % (needed, depends)
+    # the probe's interpreter
+    assert "python3" in deps, depends
     # a2enmod and /etc/apache2 come with apache2, not apache2-bin
     assert run(["dpkg-deb", "-f", deb, "Recommends"]).stdout.strip() == \
         "apache2"
+    assert run(["dpkg-deb", "-f", deb, "Suggests"]).stdout.strip() == \
+        "fail2ban"
     assert run(["dpkg-deb", "-f", deb, "Section"]).stdout.strip() == "httpd"
     conffiles = run(["dpkg-deb", "-I", deb, "conffiles"]).stdout.split()
     assert sorted(conffiles) == ["/etc/apache2/mods-available/redox_verify.conf",
@@ -429,6 +446,14 @@ class TestInstalled:
         page = run(["man", "5", "redox_verify"],
                    env=dict(os.environ, MANWIDTH="80")).stdout
         assert "RedoxVerificationToken" in page
+        assert os.access(PROBE_PATH, os.X_OK)
+        assert run(["man", "-w", "redox-verify-probe"]).stdout.strip() == \
+            "/usr/share/man/man1/redox-verify-probe.1.gz"
+        page = run(["man", "1", "redox-verify-probe"],
+                   env=dict(os.environ, MANWIDTH="80")).stdout
+        assert "redox-verify-probe - check an HTTPS endpoint" in page
+        for path in FAIL2BAN_EXAMPLES:
+            assert os.path.isfile(path), path
 
     def test_rv_deb_module_enabled(self, site):
         assert os.path.islink(ENABLED_LINK)
@@ -582,6 +607,43 @@ class TestInstalled:
                          "error.log"):
                 assert tok not in site.log(name), "a token in " + name
 
+    def test_rv_deb_probe(self, site):
+        """The installed command passes the site, test message included
+        (after test_rv_deb_metrics and _logs, which count what came
+        before)."""
+        before = len(Recorder.seen)
+        proc = run([PROBE_PATH, "https://redox.example.org:%d/redox/probe"
+                    % site.port, "--token-file", site.dir
+                    + "/redox/prod.token", "--ca", site.dir + "/cert.pem",
+                    "--connect-to", "127.0.0.1", "--delivery"], check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        lines = [l for l in proc.stdout.splitlines()
+                 if re.match(r"(PASS|FAIL|INFO|SKIP)  ", l)]
+        assert len(lines) == 10 and all(l.startswith("PASS") for l in lines), \
+            proc.stdout
+        for tok in site.tokens.values():
+            assert tok not in proc.stdout + proc.stderr
+        assert len(Recorder.seen) == before + 1
+        assert Recorder.seen[-1]["path"] == "/probe"
+        assert '"Test": true' in Recorder.seen[-1]["body"]
+
+    def test_rv_deb_fail2ban_example_filter(self, site, tmp_path):
+        """The example filter, copied into (a copy of) the system's
+        fail2ban configuration as the manual says, finds the two requests
+        without token headers: curl's and the probe's refusal check."""
+        conf = tmp_path / "fail2ban"
+        shutil.copytree("/etc/fail2ban", conf,
+                        ignore=shutil.ignore_patterns("*.local", "jail.d"))
+        shutil.copy(FAIL2BAN_EXAMPLES[0], conf / "filter.d")
+        proc = run(["fail2ban-regex", "-c", str(conf), "-o", "<ip> <msg>",
+                    os.path.join(site.dir, "redox_error.log"),
+                    "redox-verify"])
+        matched = proc.stdout.splitlines()
+        assert len(matched) == 2, proc.stdout
+        for line in matched:
+            assert line.startswith("127.0.0.1 ") and \
+                "redox_verify: denied missing:" in line, line
+
     def test_rv_deb_stop(self, site):
         run(["apache2ctl", "stop"], env=site.env)
         deadline = time.time() + 15
@@ -595,6 +657,7 @@ def test_rv_deb_zz_machine_left_as_it_was(as_root):
     assert BEFORE, "the install tests did not run"
     assert not is_installed(), package_status()
     assert not os.path.exists(MODULE_PATH)
+    assert not os.path.exists(PROBE_PATH)
     assert not os.path.lexists(ENABLED_LINK)
     assert not os.path.exists("/etc/apache2/mods-available/"
                               "redox_verify.load")
