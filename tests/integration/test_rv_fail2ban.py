@@ -3,7 +3,7 @@ error log a real httpd with the module wrote while it answered a mix of
 requests, each kind sent from its own loopback address (127.0.0.2-7):
 every denial for missing or malformed token headers is matched once, with
 the address it came from; no other line is (accepted requests, answered
-and refused handshakes, wrong-token and mismatch denials, the module's
+and refused handshakes, wrong-token, mismatch and expired denials, the module's
 info and debug lines, httpd's own errors, and a URI that imitates a
 denial).  The same for each error log format the manual names, and the
 example jail as fail2ban-client reads it."""
@@ -100,7 +100,7 @@ class Mix:
         return rid
 
 
-def send_mix(port, tok):
+def send_mix(port, tok, old):
     m = Mix(port)
     good = [("Authorization", "Bearer " + tok), ("verification-token", tok)]
     json_type = [("Content-Type", "application/json")]
@@ -132,6 +132,13 @@ def send_mix(port, tok):
     m.go("127.0.0.4", 401, False, "/redox/{rid}",
          headers=[("Authorization", "Bearer " + tok),
                   ("verification-token", wrong)])
+    # ... and the old token after its expires= date, as a request and as
+    # a handshake
+    m.go("127.0.0.4", 401, False, "/redox/{rid}",
+         headers=[("Authorization", "Bearer " + old), ("verification-token", old)])
+    m.go("127.0.0.4", 401, False, "/redox/{rid}", method="POST",
+         headers=json_type, body=json.dumps(
+             {"verification-token": old, "challenge": UUID}).encode())
     # ... with a URI that imitates a matching denial
     m.go("127.0.0.4", 401, False, "/redox/{rid}/%5Bx%5D%20redox_verify:"
          "%20denied%20malformed:%20uri%20%22",
@@ -170,7 +177,7 @@ def logs(backend):
     for name, fmt in FORMATS.items():
         if callable(fmt):
             fmt = fmt()
-        tok = new_token()
+        tok, old = new_token(), new_token()
         h = rvhttpd.Httpd("fail2ban-" + name)
         h.write_conf("""
 LoadModule access_compat_module "{moddir}/mod_access_compat.so"
@@ -178,6 +185,7 @@ LoadModule access_compat_module "{moddir}/mod_access_compat.so"
 <Location /redox/>
     RedoxVerify On
     RedoxVerificationToken prod {tok}
+    RedoxVerificationToken old {old} expires=2020-01-01
     ProxyPass http://127.0.0.1:{bp}/fail2ban/
 </Location>
 <Location /notokens/>
@@ -194,14 +202,15 @@ LoadModule access_compat_module "{moddir}/mod_access_compat.so"
 <Location /forbidden/>
     Require all denied
 </Location>
-""".format(moddir=rvhttpd.MODDIR, fmt=fmt or "", tok=tok, bp=backend.port))
+""".format(moddir=rvhttpd.MODDIR, fmt=fmt or "", tok=tok, old=old, bp=backend.port))
         h.allowed += [r"\[authz_core:error\].* AH01630: client denied by "
                       r"server configuration",
                       r"\[redox_verify:error\].* redox_verify: handshake "
-                      r"refused bad-challenge:"]
+                      r"refused bad-challenge:",
+                      r"\[redox_verify:warn\].*RedoxVerificationToken old .*expired at"]
         h.start()
         try:
-            mix = send_mix(h.port, tok)
+            mix = send_mix(h.port, tok, old)
         finally:
             h.stop()
         out[name] = (h.error_log, mix)
@@ -221,6 +230,8 @@ def test_rv_fail2ban_matches_only_missing_and_malformed(logs, fmt, tmp_path):
                    "redox_verify: denied no-tokens:",
                    "redox_verify: denied handshake wrong-token:",
                    "redox_verify: denied handshake missing:",
+                   "redox_verify: denied expired:",
+                   "redox_verify: denied handshake expired:",
                    "redox_verify: handshake refused bad-challenge:",
                    "redox_verify: handshake answered",
                    "redox_verify: accepted",
@@ -255,19 +266,19 @@ def test_rv_fail2ban_matches_only_missing_and_malformed(logs, fmt, tmp_path):
 
 
 def test_rv_fail2ban_never_matches_expired(logs, tmp_path):
-    """issue 13 adds the reason "expired", which this module cannot log
-    yet: a real wrong-token line with its reason replaced stands for it,
-    and the same line with "missing" shows that such a line can match."""
+    """The module's own denials of an expired token (a request and a
+    handshake, from 127.0.0.4) match nothing; the same line with
+    "missing" for its reason does, so the check could fail."""
     log, mix = logs["default"]
     lines = [l for l in log.read_text().splitlines()
-             if "redox_verify: denied wrong-token:" in l]
-    assert lines
+             if "redox_verify: denied expired:" in l
+             or "redox_verify: denied handshake expired:" in l]
+    assert len(lines) == 2, lines
     conf = fail2ban_config(tmp_path)
-    for reason, n in (("expired", 0), ("handshake expired", 0),
-                      ("missing", 1)):
-        line = lines[0].replace("denied wrong-token:", "denied %s:" % reason)
-        out = fail2ban_regex(conf, line, "-o", "<ip>")
-        assert out.split() == ["127.0.0.4"] * n, (reason, out)
+    for line in lines:
+        assert fail2ban_regex(conf, line, "-o", "<ip>").split() == []
+        missing = re.sub(r"denied (handshake )?expired:", "denied missing:", line)
+        assert fail2ban_regex(conf, missing, "-o", "<ip>").split() == ["127.0.0.4"]
 
 
 def test_rv_fail2ban_jail_example(tmp_path):
