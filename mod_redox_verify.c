@@ -681,9 +681,14 @@ static int mask_request(request_rec *r)
  * there when a verified scope applies anywhere. */
 static int mask_for_log(request_rec *r)
 {
-    if (any_verified
-        && ap_get_module_config(r->request_config, &redox_verify_module)
-               == NULL) {
+    const rv_req_state *st;
+
+    if (!any_verified) {
+        return DECLINED;
+    }
+    st = ap_get_module_config(r->request_config, &redox_verify_module);
+    if (st == NULL
+        || (st != (const void *)&rv_unverified_server && !st->masked)) {
         redact_query(r);
     }
     return DECLINED;
@@ -1080,12 +1085,23 @@ static int handshake_if_one(request_rec *r, const rv_dir_conf *conf,
     return handshake(r, conf, args);
 }
 
-/* The query as the client sent it: kept by mask_request before masking. */
-static const char *args_as_sent(request_rec *r)
+/* The query as the client sent it, kept by mask_request before it masked
+ * it; every copy of the query on r is masked on the way.  (Where
+ * post_read_request did not run for the request, it is masked here.) */
+static const char *mask_args(request_rec *r)
 {
-    const rv_req_state *os = own_state(original_request(r));
+    request_rec *orig = original_request(r);
+    rv_req_state *os = make_state(orig);
 
-    return os != NULL && os->masked ? os->args_as_sent : r->args;
+    if (!os->masked) {
+        os->args_as_sent = orig->args;
+        os->masked = 1;
+        redact_query(orig);
+    }
+    if (r != orig) {
+        redact_query(r);
+    }
+    return os->args_as_sent;
 }
 
 /* The header parser, first: a handshake in a verified scope is answered
@@ -1101,7 +1117,7 @@ static int check_handshake(request_rec *r)
         || verdict_before(r) != NULL) {
         return DECLINED;
     }
-    return handshake_if_one(r, conf, args_as_sent(r),
+    return handshake_if_one(r, conf, mask_args(r),
                             apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME),
                             apr_table_get(r->headers_in, "Authorization"));
 }
@@ -1119,18 +1135,13 @@ typedef enum { RV_AT_ACCESS, RV_AT_FIXUPS, RV_AT_HANDLER } rv_phase;
 static int verify_request(request_rec *r, const rv_dir_conf *conf,
                           rv_phase phase)
 {
-    request_rec *orig = original_request(r);
-    const rv_req_state *prior = verdict_before(r), *os = own_state(orig);
+    const rv_req_state *prior = verdict_before(r);
     const char *auth = apr_table_get(r->headers_in, "Authorization");
     const char *vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
-    const char *args = args_as_sent(r);
+    const char *args = mask_args(r);
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
     int slot = -1;
-
-    if (r != orig || os == NULL || !os->masked) {
-        redact_query(r);
-    }
 
     if (prior == NULL) {
         int status = handshake_if_one(r, conf, args, vtoken, auth);
