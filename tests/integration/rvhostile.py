@@ -68,7 +68,6 @@ class Hostile:
         T["other8k"] = token_of_length(TOKEN_MAX)
         h = self.h = rvhttpd.Httpd(name, nports=4, allowed=allowed)
         h.backend = backend
-        self.http, self.big, self.h2c, self.tls = h.ports
         self.prefix = "/%s/" % name
         # over-long tokens go through files: a configuration line is limited
         atlimit = h.write("secrets/atlimit.token", T["atlimit"] + "\n", 0o600)
@@ -101,6 +100,12 @@ LimitRequestFieldSize {limit}
                       "    SSLEngine on\n    SSLCertificateFile %s\n"
                       "    SSLCertificateKeyFile %s\n" % (self.ca, key))
         h.write_conf(conf)
+
+    # read from the server each time: a start may move it to other ports
+    http = property(lambda self: self.h.ports[0])
+    big = property(lambda self: self.h.ports[1])
+    h2c = property(lambda self: self.h.ports[2])
+    tls = property(lambda self: self.h.ports[3])
 
     def start(self):
         self.h.start()

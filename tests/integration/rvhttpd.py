@@ -32,6 +32,8 @@ import time
 import uuid
 from pathlib import Path
 
+import rvports
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 GEN_DIR = Path(os.environ.get("RV_GEN_DIR") or (HERE / "gen")).resolve()
@@ -123,9 +125,9 @@ def new_rid():
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for a server of this process (rvports: a block of
+    its own, outside the kernel's ephemeral range)."""
+    return rvports.port()
 
 
 def write_file(path, text, mode=0o644):
@@ -422,8 +424,17 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
     return "\n".join(lines) + "\n"
 
 
+# apache2 -k start output when a Listen port is taken.
+_BIND_FAILED = re.compile(r"Address already in use: AH00072: make_sock: could not bind to "
+                          r"address 127\.0\.0\.1:(\d+)")
+START_ATTEMPTS = 3
+
+
 class Httpd:
-    """One generated server root with its own config, ports and logs."""
+    """One generated server root with its own config, ports and logs.
+
+    Tests read the ports from .port/.ports after start(): a start that met
+    a port taken by a process outside rvports retries on new ones."""
 
     def __init__(self, name, nports=1, env=None, allowed=(), mpm="event", lean=False):
         require_module()
@@ -433,7 +444,7 @@ class Httpd:
             shutil.rmtree(self.root)
         for d in ("conf", "logs", "run", "htdocs"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
-        self.ports = [free_port() for _ in range(nports)]
+        self.ports = rvports.ports(nports)
         self.port = self.ports[0]
         self.conf = self.root / "conf" / "httpd.conf"
         self.env = dict(env or {})
@@ -487,15 +498,19 @@ class Httpd:
             return None
 
     def start(self, timeout=20):
-        make_readable_tree(self.root)
-        proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
-                              env=self._env(), capture_output=True, text=True,
-                              timeout=60)
-        self.start_output = proc.stdout + proc.stderr
-        self._save_output("start", proc)
-        if proc.returncode != 0:
-            raise RuntimeError("apache2 -k start failed (rc=%d):\n%s\n--- error.log tail:\n%s"
-                               % (proc.returncode, self.start_output, self.error_log_tail()))
+        for attempt in range(START_ATTEMPTS):
+            make_readable_tree(self.root)
+            proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
+                                  env=self._env(), capture_output=True, text=True,
+                                  timeout=60)
+            self.start_output = proc.stdout + proc.stderr
+            self._save_output("start", proc)
+            if proc.returncode == 0:
+                break
+            if attempt + 1 == START_ATTEMPTS or not self._move_off_taken_ports():
+                raise RuntimeError("apache2 -k start failed (rc=%d):\n%s\n--- error.log tail:\n%s"
+                                   % (proc.returncode, self.start_output,
+                                      self.error_log_tail()))
         RUNNING.append(self)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -504,6 +519,23 @@ class Httpd:
             time.sleep(0.05)
         self.stop(check=False)
         raise RuntimeError("httpd %s did not come up:\n%s" % (self.name, self.error_log_tail()))
+
+    def _move_off_taken_ports(self):
+        """After a start that failed because something outside rvports was
+        bound to one of our ports (AH00072): new ports in place of those,
+        in self.ports and wherever the configuration names them.  False if
+        the start failed for another reason."""
+        taken = {int(p) for p in _BIND_FAILED.findall(self.start_output)} & set(self.ports)
+        if not taken:
+            return False
+        text = self.conf.read_text()
+        for old in taken:
+            new = rvports.port()
+            text = re.sub(r"(?<=:)%d(?!\d)" % old, str(new), text)
+            self.ports[self.ports.index(old)] = new
+        self.port = self.ports[0]
+        self.conf.write_text(text)
+        return True
 
     @staticmethod
     def _port_open(port):
@@ -670,7 +702,9 @@ def config_test(name, body, env=None, files=None):
     for rel, (text, mode) in (files or {}).items():
         write_file(root / rel, text, mode)
     conf = root / "conf" / "httpd.conf"
-    write_file(conf, global_conf(root, [free_port()]) + body.replace("@ROOT@", str(root)))
+    port = rvports.port()           # apache2 -t names it but never binds it
+    rvports.release(port)
+    write_file(conf, global_conf(root, [port]) + body.replace("@ROOT@", str(root)))
     make_readable_tree(root)
     e = dict(os.environ)
     e.update(env or {})
