@@ -88,6 +88,12 @@ LOG_FORMAT = ('%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\
               'rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e')
 LOG_LEVEL = os.environ.get("RV_LOGLEVEL") or "info redox_verify:trace8"
 
+# How long a wait for something that is due (a server up, a log line of a
+# request that has been answered) may take before the test fails.  Each
+# wait ends as soon as the thing is there: this only bounds a test that is
+# failing, so it is generous for a slow or loaded machine.
+WAIT = 60
+
 # ---------------------------------------------------------------------------
 # secrets bookkeeping: every token the suite configures or sends is
 # registered here, and the final test greps every log for all of them.
@@ -252,11 +258,19 @@ class Response(HeaderAccess):
 
 
 def http_request(port, path, host="localhost", headers=(), method="GET", body=None,
-                 timeout=15):
+                 timeout=WAIT):
     """Send one request; headers is a list of (name, value) pairs sent as-is
-    and in order (duplicates allowed, value may be bytes)."""
+    and in order (duplicates allowed, value may be bytes).  Returns once the
+    server has closed the connection (Connection: close): httpd does that
+    only after the request is over and logged, so its log lines are all
+    there (see wait_closed)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    watch = None
     try:
+        conn.connect()
+        # http.client lets go of its socket with the response; a second
+        # descriptor of the connection sees the server's close
+        watch = conn.sock.dup()
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", host)
         for k, v in headers:
@@ -269,9 +283,30 @@ def http_request(port, path, host="localhost", headers=(), method="GET", body=No
         conn.endheaders(body)
         resp = conn.getresponse()
         data = record_response(resp.read())
+        wait_closed(watch)
         return resp.status, resp.getheaders(), data
     finally:
         conn.close()
+        if watch is not None:
+            watch.close()
+
+
+def wait_closed(sock):
+    """Reads (and drops) what else comes until the server closes sock.
+
+    httpd logs a request when the request's EOR bucket has been written out,
+    and closes a Connection: close connection (ap_start_lingering_close:
+    flush, then shutdown) only after that: so once this returns, the
+    request's access-log line and every error-log line of it are in the
+    logs.  Fails if the server does not close within the socket's timeout."""
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("the server kept the connection open after the answer to a "
+                             "Connection: close request")
 
 
 def bearer(token):
@@ -497,7 +532,7 @@ class Httpd:
         except (OSError, ValueError):
             return None
 
-    def start(self, timeout=20):
+    def start(self, timeout=WAIT):
         for attempt in range(START_ATTEMPTS):
             make_readable_tree(self.root)
             proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
@@ -584,8 +619,9 @@ class Httpd:
         self.checked_offset += cut
         return unexpected_log_lines(data[:cut].decode("utf-8", "replace"), self.allowed)
 
-    def error_lines(self, needle, timeout=3.0, want=1):
-        """Error-log lines containing needle (polls until want lines seen)."""
+    def error_lines(self, needle, timeout=WAIT, want=1):
+        """Error-log lines containing needle, polling until want of them
+        are there (or timeout: then fewer)."""
         deadline = time.time() + timeout
         while True:
             lines = [l for l in self.error_log_text().splitlines() if needle in l]
@@ -593,20 +629,57 @@ class Httpd:
                 return lines
             time.sleep(0.05)
 
-    def access_lines(self, needle, timeout=3.0, log=None):
+    def access_lines(self, needle, timeout=WAIT, log=None):
         """Lines of the access log (or of the server root's file log)
         containing needle, polling until one shows up or timeout."""
-        path = self.path(log) if log else self.access_log
         deadline = time.time() + timeout
         while True:
-            try:
-                text = path.read_text(errors="replace")
-            except OSError:
-                text = ""
-            lines = [l for l in text.splitlines() if needle in l]
+            lines = self._log_lines(log, needle)
             if lines or time.time() > deadline:
                 return lines
             time.sleep(0.05)
+
+    def _log_lines(self, log, needle):
+        path = self.path(log) if log else self.access_log
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        return [l for l in text.splitlines() if needle in l]
+
+    # -- absence checks ------------------------------------------------------------
+    # "It did not happen" is read from the logs only after a marker request,
+    # sent once the request under test was answered, has its own lines
+    # there: never after a fixed wait, which a slow machine can outlast.
+    # The clients here read each answer until the server closes the
+    # connection, and httpd closes it only after the request is logged (the
+    # access-log line is written when its EOR bucket is, before the
+    # lingering close), so the request under test is complete; the marker's
+    # lines prove that the log in question is written and read as the check
+    # expects, so that an absence cannot pass because nothing was looked at.
+    def marker(self, host="localhost", port=None, path="/rv-marker-{rid}", log=None):
+        """Sends a marker request and waits until its rid is in the error log
+        and in the access log (or the server root's file log `log`).  The
+        default target is a missing file of the default vhost's
+        DocumentRoot: a 404 and httpd's AH00128 line (core, info; LogLevel
+        info is LOG_LEVEL's), or a denial where that vhost is protected."""
+        r = self.request(path, host=host, port=port)
+        assert self.error_lines(r.rid), "no error-log line of marker %s:\n%s" % (
+            r.path, self.error_log_tail())
+        assert self.access_lines(r.rid, log=log), "no %s line of marker %s" % (
+            log or "access-log", r.path)
+        return r
+
+    def settled_error_lines(self, needle, **marker):
+        """Every error-log line containing needle, read after marker()."""
+        self.marker(**marker)
+        return [l for l in self.error_log_text().splitlines() if needle in l]
+
+    def settled_access_lines(self, needle, log=None, **marker):
+        """Every access-log (or `log`) line containing needle, read after
+        marker()."""
+        self.marker(log=log, **marker)
+        return self._log_lines(log, needle)
 
     def access_fields(self, rid):
         """(REDOX_SOURCE, REDOX_VERIFY) of the one access-log line of rid."""
