@@ -489,6 +489,7 @@ class Httpd:
         self.checked_offset = 0
         self.start_output = ""
         self.backend = None
+        self.started = False        # started at least once
         INSTANCES.append(self)
 
     # -- files -------------------------------------------------------------
@@ -547,6 +548,7 @@ class Httpd:
                                    % (proc.returncode, self.start_output,
                                       self.error_log_tail()))
         RUNNING.append(self)
+        self.started = True
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.pid() and all(self._port_open(p) for p in self.ports):
