@@ -309,6 +309,31 @@ def wait_closed(sock):
                              "Connection: close request")
 
 
+def _tcp_hex(addr):
+    """'0100007F:1F90' as /proc/net/tcp writes 127.0.0.1:8080."""
+    host, port = addr
+    return "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(host.split("."))), port)
+
+
+def wait_accepted(sock, timeout=WAIT):
+    """Waits until the server has accept()ed the connection of client
+    socket sock: a connection still in the listen queue has no socket of
+    its own yet, and /proc/net/tcp shows inode 0 for it.  From then on it
+    belongs to the process (the httpd child) that accepted it.  Send some
+    of the request first: httpd listens with TCP_DEFER_ACCEPT, so the
+    kernel hands it a connection only once data has arrived."""
+    server, client = _tcp_hex(sock.getpeername()), _tcp_hex(sock.getsockname())
+    deadline = time.time() + timeout
+    while True:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == server and fields[2] == client and fields[9] != "0":
+                    return
+        assert time.time() < deadline, "connection %s not accepted" % (sock.getsockname(),)
+        time.sleep(0.01)
+
+
 def bearer(token):
     return ("Authorization", "Bearer " + token)
 

@@ -14,7 +14,6 @@ The tests run in file order against one server per MPM."""
 
 import os
 import socket
-import time
 
 import pytest
 
@@ -115,7 +114,7 @@ def test_rv_metrics_restart_graceful_counts_request_in_flight(rs):
         s.sendall(("GET /redox/inflight?rid=%s HTTP/1.1\r\nHost: a.test\r\n"
                    "Authorization: Bearer %s\r\nverification-token: %s\r\n"
                    "Connection: close\r\n" % (rid, T["prod"], T["prod"])).encode())
-        time.sleep(0.3)                     # a child is reading the headers
+        rvhttpd.wait_accepted(s)            # a child is reading the headers
         rvmetrics.restart(rs, "graceful")
         s.sendall(b"\r\n")
         data = b""
