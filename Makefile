@@ -44,7 +44,8 @@ DEB_DIR   = build/deb
 
 # Debian packages the build and the tests need.
 DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl python3
-DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl
+DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl \
+            prometheus python3-prometheus-client
 # ... and the package build (make deb) and its tests (lintian, man).
 DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
               lintian man-db
