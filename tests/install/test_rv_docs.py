@@ -69,15 +69,16 @@ def doc_text():
 
 
 def directive_boxes(text):
-    """{directive: {field: value}} from the "### X Directive" sections."""
+    """{directive: {field: value}} from the "### X Directive" sections,
+    whose facts are the list that opens each ("- Field: value")."""
     boxes = {}
-    for m in re.finditer(r"^### (\S+) Directive\n\n((?:\|.*\n)+)", text,
+    for m in re.finditer(r"^### (\S+) Directive\n\n((?:- .*\n)+)", text,
                          re.M):
         fields = {}
-        for row in m.group(2).splitlines()[2:]:
-            cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
-            assert len(cells) == 2, "bad row in %s: %s" % (m.group(1), row)
-            fields[cells[0].rstrip(":")] = cells[1].replace("\\|", "|")
+        for row in m.group(2).splitlines():
+            field, sep, value = row[2:].partition(": ")
+            assert sep, "bad line in %s: %s" % (m.group(1), row)
+            fields[field] = value.strip()
         boxes[m.group(1)] = fields
     return boxes
 
@@ -156,9 +157,8 @@ def outcome_names():
 def test_rv_docs_troubleshooting_covers_every_denial_reason(doc_text):
     section = doc_text.split("## Troubleshooting\n", 1)[1] \
         .split("\n## ", 1)[0]
-    reasons = [re.sub(r"[`]", "", row.split("|")[1]).strip()
-               for row in section.splitlines()
-               if row.startswith("| `")]
+    reasons = [m.group(1) for m in re.finditer(r"^- `([^`]+)`: ", section,
+                                               re.M)]
     for name in outcome_names():
         if name in SUCCESS_OUTCOMES:
             continue
@@ -167,11 +167,10 @@ def test_rv_docs_troubleshooting_covers_every_denial_reason(doc_text):
 
 
 def test_rv_docs_logging_lists_every_redox_verify_value(doc_text):
-    row = [line for line in doc_text.splitlines()
-           if line.startswith("| `REDOX_VERIFY` |")]
-    assert len(row) == 1
+    item = re.findall(r"^- `REDOX_VERIFY`: .*(?:\n  .*)*", doc_text, re.M)
+    assert len(item) == 1
     for name in outcome_names():
-        assert "`%s`" % name in row[0], \
+        assert "`%s`" % name in item[0], \
             "REDOX_VERIFY value %r is not documented" % name
 
 
