@@ -40,6 +40,7 @@ SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c rv_metrics.c
 HDRS      = rv_core.h rv_handshake.h rv_metrics.h
 MODULE    = .libs/mod_redox_verify.so
 MANPAGE   = build/man/redox_verify.5
+MANPAGES  = $(MANPAGE)
 DEB_DIR   = build/deb
 
 # Debian packages the build and the tests need.
@@ -48,7 +49,9 @@ DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl \
             prometheus python3-prometheus-client
 # ... and the package build (make deb) and its tests (lintian, man).
 DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
-              lintian man-db
+              lintian man-db $(DEB_MAN)
+# ... and the man pages (make man, also part of make deb and make install).
+DEB_MAN   = go-md2man
 # ... and the benchmarks (make bench).
 DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 
@@ -155,11 +158,35 @@ uninstall:
 	    $(DESTDIR)$(MODS_AVAILABLE)/redox_verify.conf \
 	    $(DESTDIR)$(MANDIR)/man5/redox_verify.5
 
-man: $(MANPAGE)
+man: $(MANPAGES)
 
-$(MANPAGE): docs/mod_redox_verify.md tools/md2man debian/changelog
+# Man pages: go-md2man renders each from its Markdown source.  A page is
+# build/man/NAME.SECTION with its source as a prerequisite, and, where the
+# defaults do not fit, MAN_NAMES_<page> (the names on its NAME line; the
+# default is NAME) and MAN_MANUAL_<page> (the manual named in its title
+# line; the default is User Commands).  The source's first line,
+# "# name: what it is", becomes the NAME section; the title line (.TH:
+# name, section, the changelog's date, version, manual) is written here.
+# Anything go-md2man cannot render (it warns and leaves it out) fails.
+# go-md2man 2.0.2 writes its .nh (no hyphenation) before .TH, which turns
+# hyphenation back on: it is repeated after .TH, so that no directive name
+# is split at a line end (later go-md2man releases write it there).
+$(MANPAGE): docs/mod_redox_verify.md
+MAN_NAMES_redox_verify.5  = redox_verify, mod_redox_verify
+MAN_MANUAL_redox_verify.5 = Apache HTTP Server modules
+MAN_DATE  = $(shell date -u -d @$$(dpkg-parsechangelog -S Timestamp) +%Y-%m-%d)
+GO_MD2MAN ?= go-md2man
+
+build/man/%: debian/changelog
+	@tools/ensure-debs $(DEB_MAN)
 	@mkdir -p $(@D)
-	$(PYTHON) tools/md2man --version $(VERSION) $< $@
+	{ printf '%% %s %s "%s" "mod_redox_verify %s" "%s"\n\n' \
+	      '$(shell echo '$(basename $*)' | tr a-z A-Z)' '$(subst .,,$(suffix $*))' \
+	      '$(MAN_DATE)' '$(VERSION)' '$(or $(MAN_MANUAL_$*),User Commands)'; \
+	  sed '1s/^# [^:]*: \(.*\)/# NAME\n\n$(or $(MAN_NAMES_$*),$(basename $*)) \\- \1/' \
+	      $(filter %.md,$^); } | $(GO_MD2MAN) 2> $@.err | sed '/^\.TH /a .nh' > $@.tmp
+	@if [ -s $@.err ]; then cat $@.err >&2; rm -f $@.tmp $@.err; exit 1; fi
+	@rm -f $@.err && mv $@.tmp $@
 
 # dpkg-buildpackage writes next to the source tree, so it builds a copy in
 # $(DEB_DIR) and the .deb lands there:
