@@ -607,7 +607,7 @@ class Httpd:
         except OSError:
             return False
 
-    def stop(self, check=True, timeout=20):
+    def stop(self, check=True, timeout=WAIT):
         pid = self.pid()
         proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "stop"],
                               env=self._env(), capture_output=True, text=True, timeout=60)

@@ -149,7 +149,7 @@ def generations(h):
     return len(re.findall(r"resuming normal operations", h.error_log_text()))
 
 
-def restart(h, how="graceful", timeout=20):
+def restart(h, how="graceful", timeout=rvhttpd.WAIT):
     """apache2 -k graceful|restart, then waits for the new generation."""
     before = generations(h)
     proc = subprocess.run([rvhttpd.APACHE, "-f", str(h.conf), "-k", how],
@@ -161,7 +161,7 @@ def restart(h, how="graceful", timeout=20):
         time.sleep(0.05)
 
 
-def wait_for(fn, timeout=10, what="condition"):
+def wait_for(fn, timeout=rvhttpd.WAIT, what="condition"):
     """Polls fn() until it returns a true value (old children may still
     answer a scrape for a moment after a restart)."""
     deadline = time.time() + timeout

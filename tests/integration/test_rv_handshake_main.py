@@ -174,7 +174,7 @@ def send(srv, method, path, host=A, headers=(), body=None, chunks=None, expect=F
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     before = len(srv.backend.records)
     interim = []
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=rvhttpd.WAIT) as s:
         cport = s.getsockname()[1]
         s.sendall(head)
         buf = b""
@@ -670,7 +670,7 @@ def _responses(buf):
 
 def pipeline(srv, data):
     before = len(srv.backend.records)
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=rvhttpd.WAIT) as s:
         s.sendall(data)
         buf = b""
         while True:
@@ -743,7 +743,7 @@ def test_rv_hs_not_a_handshake_reason_at_debug(hs):
     assert UUID not in line and '"x"' not in line
 
 
-def _uq_lines(srv, rid, timeout=3.0):
+def _uq_lines(srv, rid, timeout=rvhttpd.WAIT):
     """Lines of the %U%q access log that contain rid."""
     return srv.access_lines(rid, timeout, log="logs/access-uq.log")
 

@@ -79,7 +79,7 @@ def test_rv_hostile_expect_100_continue_accepted_gets_continue(srv):
     head = R(b"POST", srv.target(rid), lines=srv.good_lines() + [
         "Content-Type: application/octet-stream", "Content-Length: %d" % len(body),
         "Expect: 100-continue"])
-    sock = socket.create_connection(("127.0.0.1", srv.http), timeout=5)
+    sock = socket.create_connection(("127.0.0.1", srv.http), timeout=rvhttpd.WAIT)
     try:
         sock.sendall(head)
         first = sock.recv(65536)

@@ -113,7 +113,7 @@ def test_rv_metrics_restart_graceful_counts_request_in_flight(rs):
     generation reads."""
     a = "a.test:%d" % rs.port
     before = _counts(rs)[("accepted", a, "prod")]
-    s = socket.create_connection(("127.0.0.1", rs.port), timeout=15)
+    s = socket.create_connection(("127.0.0.1", rs.port), timeout=rvhttpd.WAIT)
     try:
         rid = rvhttpd.new_rid()
         s.sendall(("GET /redox/inflight?rid=%s HTTP/1.1\r\nHost: a.test\r\n"
