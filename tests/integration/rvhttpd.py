@@ -558,7 +558,20 @@ class Httpd:
         except (OSError, ValueError):
             return None
 
+    def generations(self):
+        """How many times the parent has said it is up: httpd logs
+        "resuming normal operations" (at notice, which any LogLevel logs)
+        after it has installed its signal handlers and started its
+        children, at startup and after each restart."""
+        return self.error_log_text().count("resuming normal operations")
+
     def start(self, timeout=WAIT):
+        """apache2 -k start; returns once this generation is up: its ports
+        answer and the parent logged "resuming normal operations".  The pid
+        file and the listening sockets are there earlier, before the parent
+        handles signals: a SIGUSR1 (graceful) or SIGTERM sent then would
+        simply kill it."""
+        up_before = self.generations()
         for attempt in range(START_ATTEMPTS):
             make_readable_tree(self.root)
             proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
@@ -576,7 +589,8 @@ class Httpd:
         self.started = True
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.pid() and all(self._port_open(p) for p in self.ports):
+            if (self.pid() and self.generations() > up_before
+                    and all(self._port_open(p) for p in self.ports)):
                 return self
             time.sleep(0.05)
         self.stop(check=False)

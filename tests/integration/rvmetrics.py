@@ -146,7 +146,7 @@ def handshake_get(h, token=None, challenge=UUID, host="localhost", path="/redox/
 
 
 def generations(h):
-    return len(re.findall(r"resuming normal operations", h.error_log_text()))
+    return h.generations()
 
 
 def restart(h, how="graceful", timeout=rvhttpd.WAIT):
