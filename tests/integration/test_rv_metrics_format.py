@@ -245,7 +245,7 @@ def test_rv_metrics_format_check_is_strict(why, text, says):
 
 def test_rv_metrics_format_check_accepts_valid():
     text = ('# HELP a_total Some \\\\ help\\n.\n# TYPE a_total counter\n'
-            'a_total{x="q\\"\\\\\\n",y="z"} 1.5e3 1700000000\n# other\n\n'
+            'a_total{x="q\\"\\\\\\n",y="z",} 1.5e3 1700000000\n# other\n\n'
             + GAUGE + 'g +Inf\n')
     problems, fams = rvmetrics.check_exposition(text)
     assert problems == []
