@@ -13,7 +13,9 @@ import sys
 import pytest
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+# appended, not prepended: "conftest" and the tests' other imports must
+# still come from this folder
+sys.path.append(os.path.join(TOP, "tests", "integration"))
 import rvports  # noqa: E402  (the port allocator every harness shares)
 PACKAGE = "libapache2-mod-redox-verify"
 MODULE_SO = os.path.join(TOP, ".libs", "mod_redox_verify.so")
