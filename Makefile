@@ -33,9 +33,6 @@ MODS_AVAILABLE = $(SYSCONFDIR)/mods-available
 MANDIR    ?= /usr/local/share/man
 BINDIR    ?= /usr/local/bin
 VERSION    = $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
-# The month of the latest changelog entry, for the man pages' footer.
-MANDATE    = $(shell LC_ALL=C date -u -d "$$(sed -n 's/^ -- .*>  //p' \
-                 debian/changelog | head -n 1)" '+%B %Y' 2>/dev/null)
 
 PKGS      = openssl jansson
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -50,6 +47,7 @@ MODULE    = .libs/mod_redox_verify.so
 MANPAGE   = build/man/redox_verify.5
 PROBE     = probe/redox-verify-probe
 PROBE_MAN = build/man/redox-verify-probe.1
+MANPAGES  = $(MANPAGE) $(PROBE_MAN)
 DEB_DIR   = build/deb
 
 # Debian packages the build and the tests need.
@@ -61,10 +59,11 @@ DEB_BUILD = apache2 apache2-dev libssl-dev libjansson-dev pkg-config openssl pyt
 DEB_TEST  = python3-pytest python3-requests libcmocka-dev curl \
             libapache2-mod-oauth2 libapache2-mod-auth-openidc \
             prometheus python3-prometheus-client fail2ban
-# ... and the package build (make deb) and its tests (lintian, man);
-# go-md2man turns docs/redox-verify-probe.md into the probe's man page.
+# ... and the package build (make deb) and its tests (lintian, man).
 DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
-              lintian man-db go-md2man
+              lintian man-db $(DEB_MAN)
+# ... and the man pages (make man, also part of make deb and make install).
+DEB_MAN   = go-md2man
 # ... and the benchmarks (make bench).
 DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
 
@@ -186,18 +185,36 @@ uninstall:
 	    $(DESTDIR)$(BINDIR)/redox-verify-probe \
 	    $(DESTDIR)$(MANDIR)/man1/redox-verify-probe.1
 
-man: $(MANPAGE) $(PROBE_MAN)
+man: $(MANPAGES)
 
-$(MANPAGE): docs/mod_redox_verify.md tools/md2man debian/changelog
-	@mkdir -p $(@D)
-	$(PYTHON) tools/md2man --version $(VERSION) $< $@
+# Man pages: go-md2man renders each from its Markdown source.  A page is
+# build/man/NAME.SECTION with its source as a prerequisite, and, where the
+# defaults do not fit, MAN_NAMES_<page> (the names on its NAME line; the
+# default is NAME) and MAN_MANUAL_<page> (the manual named in its title
+# line; the default is User Commands).  The source's first line,
+# "# name: what it is", becomes the NAME section; the title line (.TH:
+# name, section, the changelog's date, version, manual) is written here.
+# Anything go-md2man cannot render (it warns and leaves it out) fails.
+# go-md2man 2.0.2 writes its .nh (no hyphenation) before .TH, which turns
+# hyphenation back on: it is repeated after .TH, so that no directive name
+# is split at a line end (later go-md2man releases write it there).
+$(MANPAGE): docs/mod_redox_verify.md
+$(PROBE_MAN): docs/redox-verify-probe.md
+MAN_NAMES_redox_verify.5  = redox_verify, mod_redox_verify
+MAN_MANUAL_redox_verify.5 = Apache HTTP Server modules
+MAN_DATE  = $(shell date -u -d @$$(dpkg-parsechangelog -S Timestamp) +%Y-%m-%d)
+GO_MD2MAN ?= go-md2man
 
-# go-md2man reads the title line's @VERSION@ and @DATE@ as filled in here.
-$(PROBE_MAN): docs/redox-verify-probe.md debian/changelog
+build/man/%: debian/changelog
+	@tools/ensure-debs $(DEB_MAN)
 	@mkdir -p $(@D)
-	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@DATE@/$(MANDATE)/' $< \
-	    | go-md2man > $@.tmp
-	mv $@.tmp $@
+	{ printf '%% %s %s "%s" "mod_redox_verify %s" "%s"\n\n' \
+	      '$(shell echo '$(basename $*)' | tr a-z A-Z)' '$(subst .,,$(suffix $*))' \
+	      '$(MAN_DATE)' '$(VERSION)' '$(or $(MAN_MANUAL_$*),User Commands)'; \
+	  sed '1s/^# [^:]*: \(.*\)/# NAME\n\n$(or $(MAN_NAMES_$*),$(basename $*)) \\- \1/' \
+	      $(filter %.md,$^); } | $(GO_MD2MAN) 2> $@.err | sed '/^\.TH /a .nh' > $@.tmp
+	@if [ -s $@.err ]; then cat $@.err >&2; rm -f $@.tmp $@.err; exit 1; fi
+	@rm -f $@.err && mv $@.tmp $@
 
 # dpkg-buildpackage writes next to the source tree, so it builds a copy in
 # $(DEB_DIR) and the .deb lands there:

@@ -32,12 +32,16 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, 'tests', 'integration'))
+import rvports  # noqa: E402  (the port allocator of every test harness)
+
 OUT = os.path.join(TOP, 'bench', 'out')
 MODULE = os.path.join(TOP, '.libs', 'mod_redox_verify.so')
 MICRO = os.path.join(TOP, 'bench', 'micro')
@@ -77,9 +81,9 @@ def log(msg):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A loopback port from the test harnesses' allocator (rvports: a
+    block of ports of this process's own, outside the ephemeral range)."""
+    return rvports.port()
 
 
 def wait_port(port, timeout, proc=None):

@@ -7,12 +7,16 @@ fail (never skip) without it.
 
 import os
 import shutil
-import socket
 import subprocess
+import sys
 
 import pytest
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# appended, not prepended: "conftest" and the tests' other imports must
+# still come from this folder
+sys.path.append(os.path.join(TOP, "tests", "integration"))
+import rvports  # noqa: E402  (the port allocator every harness shares)
 PACKAGE = "libapache2-mod-redox-verify"
 MODULE_SO = os.path.join(TOP, ".libs", "mod_redox_verify.so")
 DOC = os.path.join(TOP, "docs", "mod_redox_verify.md")
@@ -33,9 +37,8 @@ def run(cmd, check=True, env=None, cwd=TOP, timeout=300, **kw):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port from the harnesses' one allocator (rvports)."""
+    return rvports.port()
 
 
 def apxs():

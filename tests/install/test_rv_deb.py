@@ -6,6 +6,12 @@ apache2ctl stop, a2dismod and purge, and the machine as it was before.
 The installed redox-verify-probe checks that site, and Debian's
 fail2ban-regex runs the shipped example filter on the site's error log.
 
+The `site` fixture does all that changes the machine, and its teardown
+undoes it and then checks that the machine is as it was: pytest runs that
+after the last test that uses the site, whichever were selected and in
+whatever order, and a difference fails the run.  Each test of the site
+sends the requests it checks, so none depends on another having run.
+
 The Apache started here is the system's binary and its /etc/apache2
 (mods-enabled/*.load and *.conf, where a2enmod put the module), through
 apache2ctl with its envvars; only ports.conf and sites-enabled are left
@@ -21,7 +27,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 
@@ -45,7 +50,7 @@ RUNTIME_DIRS = ["/var/run/apache2/socks", "/var/run/apache2",
                 "/var/lock/apache2"]
 
 # What the machine looked like before the package went on (set by the
-# fixture, compared by the last test).
+# fixture, compared at its teardown).
 BEFORE = {}
 
 
@@ -198,6 +203,14 @@ class Site:
         with open(os.path.join(self.dir, name)) as f:
             return f.read()
 
+    def wait_log(self, name, pattern, timeout=60):
+        """Waits until a line of log name matches pattern (re, multiline);
+        the timeout only bounds a failing test."""
+        deadline = time.time() + timeout
+        while not re.search(pattern, self.log(name), re.M):
+            assert time.time() < deadline, (pattern, self.log(name))
+            time.sleep(0.1)
+
 
 def write_site(site):
     """The shipped example VirtualHost with a test certificate, test
@@ -339,13 +352,22 @@ def site(as_root, deb, tmp_path_factory):
     Recorder.seen = []
     s.backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=s.backend.serve_forever, daemon=True).start()
+    stopped = []
     try:
         s.install_log = run(APT + ["install", "--no-install-recommends",
                                    os.path.abspath(deb)],
                             env=APT_ENV).stdout
         s.a2enmod_log = run(["a2enmod", "redox_verify"]).stdout
         write_site(s)
+        run(["apache2ctl", "start"], env=s.env)
+        assert wait_for_port(s.port), s.log("error.log")
         yield s
+        # apache2ctl stop, as an admin would, must stop it all by itself
+        run(["apache2ctl", "stop"], env=s.env)
+        deadline = time.time() + 15
+        while our_processes(s.conf) and time.time() < deadline:
+            time.sleep(0.2)
+        stopped.append(not our_processes(s.conf))
     finally:
         # Each step runs whatever happened before it.
         for step in (lambda: stop_apache(s),
@@ -361,6 +383,8 @@ def site(as_root, deb, tmp_path_factory):
                 step()
             except Exception as e:          # noqa: BLE001 - keep cleaning
                 print("cleanup step failed:", e)
+    assert stopped == [True], "apache2ctl stop left processes of the site"
+    assert_machine_left_as_it_was()
 
 
 # ------------------------------------------------------------------ #
@@ -471,8 +495,8 @@ class TestInstalled:
         assert proc.returncode == 0, proc.stderr
         assert "Syntax OK" in proc.stderr
 
-    def test_rv_deb_start(self, site):
-        run(["apache2ctl", "start"], env=site.env)
+    def test_rv_deb_started(self, site):
+        """apache2ctl start (in the fixture) brought it up."""
         assert wait_for_port(site.port), site.log("error.log")
         assert our_processes(site.conf), "no apache2 process for the site"
         # It runs the packaged module, loaded through mods-enabled.
@@ -552,51 +576,58 @@ class TestInstalled:
         assert len(Recorder.seen) == before
 
     def test_rv_deb_metrics(self, site):
-        status, headers, body = site.curl("/redox-metrics")
-        assert status == 200, body
-        assert headers.get("content-type", "").startswith("text/plain; "
-                                                          "version=0.0.4")
-        values = dict(re.findall(r"^(redox_verify_\w+\{[^}]*\}) (\d+)$",
-                                 body, re.M))
+        def scrape():
+            status, headers, body = site.curl("/redox-metrics")
+            assert status == 200, body
+            assert headers.get("content-type", "").startswith(
+                "text/plain; version=0.0.4")
+            for tok in site.tokens.values():
+                assert tok not in body
+            return body
 
-        def value(series, **labels):
+        def value(body, series, **labels):
             labels["vhost"] = "redox.example.org:%d" % site.port
+            values = dict(re.findall(r"^(redox_verify_\w+\{[^}]*\}) (\d+)$",
+                                     body, re.M))
             for key, v in values.items():
                 if key.startswith(series + "{") and all(
                         '%s="%s"' % kv in key for kv in labels.items()):
                     return int(v)
             raise AssertionError("no %s %s in:\n%s" % (series, labels, body))
 
-        # What the tests above sent; /redox/health (Off) is not counted.
-        assert value("redox_verify_requests_accepted_total", name="prod") == 1
-        assert value("redox_verify_requests_accepted_total",
-                     name="staging") == 1
-        assert value("redox_verify_requests_denied_total",
-                     reason="wrong-token") == 1
-        assert value("redox_verify_requests_denied_total",
-                     reason="missing") == 1
-        assert value("redox_verify_handshakes_answered_total",
-                     name="prod") == 1
-        for tok in site.tokens.values():
-            assert tok not in body
+        counted = [("redox_verify_requests_accepted_total", {"name": "prod"}),
+                   ("redox_verify_requests_accepted_total",
+                    {"name": "staging"}),
+                   ("redox_verify_requests_denied_total",
+                    {"reason": "wrong-token"}),
+                   ("redox_verify_requests_denied_total",
+                    {"reason": "missing"}),
+                   ("redox_verify_handshakes_answered_total",
+                    {"name": "prod"})]
+        body = scrape()
+        before = [value(body, series, **labels) for series, labels in counted]
+        send_one_of_each(site)
+        body = scrape()
+        after = [value(body, series, **labels) for series, labels in counted]
+        # one each; /redox/health (Off) is not counted
+        assert [a - b for a, b in zip(after, before)] == [1] * len(counted), \
+            list(zip(counted, before, after))
 
     def test_rv_deb_logs(self, site):
-        access = site.log("redox_access.log")
-        assert re.search(r'"POST /redox/webhook HTTP/1.1" 200 .* prod ok$',
-                         access, re.M), access
-        assert re.search(r'"GET /redox/ HTTP/1.1" 200 .* staging ok$',
-                         access, re.M), access
-        assert re.search(r'"POST /redox/webhook HTTP/1.1" 401 .* - '
-                         r'wrong-token$', access, re.M), access
-        assert re.search(r'"GET /redox/webhook HTTP/1.1" 401 .* - missing$',
-                         access, re.M), access
-        assert re.search(r'"POST /redox/ HTTP/1.1" 200 .* prod handshake$',
-                         access, re.M), access
+        tag = send_one_of_each(site)
+        # httpd writes a request's access-log line after the answer, so
+        # each is waited for (the denials are logged before the answer)
+        for line in (r'"POST /redox/%s-prod HTTP/1.1" 200 .* prod ok$',
+                     r'"GET /redox/%s-staging HTTP/1.1" 200 .* staging ok$',
+                     r'"POST /redox/%s-wrong HTTP/1.1" 401 .* - wrong-token$',
+                     r'"GET /redox/%s-missing HTTP/1.1" 401 .* - missing$',
+                     r'"POST /redox/%s-hs HTTP/1.1" 200 .* prod handshake$'):
+            site.wait_log("redox_access.log", line % tag)
         errors = site.log("redox_error.log")
-        assert 'redox_verify: denied wrong-token: uri "/redox/webhook"' \
-            in errors, errors
-        assert 'redox_verify: denied missing: uri "/redox/webhook"' \
-            in errors, errors
+        assert 'redox_verify: denied wrong-token: uri "/redox/%s-wrong"' \
+            % tag in errors, errors
+        assert 'redox_verify: denied missing: uri "/redox/%s-missing"' \
+            % tag in errors, errors
         # Every error or warning is one of the expected denials.
         for line in (errors + site.log("error.log")).splitlines():
             if re.search(r"\[[a-z_0-9]+:(error|warn|crit|alert|emerg)\]",
@@ -608,9 +639,8 @@ class TestInstalled:
                 assert tok not in site.log(name), "a token in " + name
 
     def test_rv_deb_probe(self, site):
-        """The installed command passes the site, test message included
-        (after test_rv_deb_metrics and _logs, which count what came
-        before)."""
+        """The installed command passes the site, its test message
+        included, which reaches the application once."""
         before = len(Recorder.seen)
         proc = run([PROBE_PATH, "https://redox.example.org:%d/redox/probe"
                     % site.port, "--token-file", site.dir
@@ -623,14 +653,21 @@ class TestInstalled:
             proc.stdout
         for tok in site.tokens.values():
             assert tok not in proc.stdout + proc.stderr
-        assert len(Recorder.seen) == before + 1
-        assert Recorder.seen[-1]["path"] == "/probe"
-        assert '"Test": true' in Recorder.seen[-1]["body"]
+        seen = Recorder.seen[before:]
+        assert [r["path"] for r in seen] == ["/probe"], seen
+        assert '"Test": true' in seen[0]["body"]
 
     def test_rv_deb_fail2ban_example_filter(self, site, tmp_path):
         """The example filter, copied into (a copy of) the system's
-        fail2ban configuration as the manual says, finds the two requests
-        without token headers: curl's and the probe's refusal check."""
+        fail2ban configuration as the manual says, finds this test's
+        request without token headers, with its address, and not its
+        request with a wrong token."""
+        tag = "f2b%d" % time.monotonic_ns()
+        assert site.curl("/redox/%s-missing" % tag)[0] == 401
+        assert site.curl("/redox/%s-wrong" % tag,
+                         "-H", "Authorization: Bearer " + "0" * 64,
+                         "-H", "verification-token: " + "0" * 64)[0] == 401
+        site.wait_log("redox_error.log", tag + "-wrong")
         conf = tmp_path / "fail2ban"
         shutil.copytree("/etc/fail2ban", conf,
                         ignore=shutil.ignore_patterns("*.local", "jail.d"))
@@ -638,23 +675,42 @@ class TestInstalled:
         proc = run(["fail2ban-regex", "-c", str(conf), "-o", "<ip> <msg>",
                     os.path.join(site.dir, "redox_error.log"),
                     "redox-verify"])
-        matched = proc.stdout.splitlines()
-        assert len(matched) == 2, proc.stdout
-        for line in matched:
-            assert line.startswith("127.0.0.1 ") and \
-                "redox_verify: denied missing:" in line, line
+        matched = [l for l in proc.stdout.splitlines() if tag in l]
+        assert len(matched) == 1, proc.stdout
+        assert matched[0].startswith("127.0.0.1 ") and \
+            "redox_verify: denied missing:" in matched[0], matched
+        assert tag + "-missing" in matched[0]
 
-    def test_rv_deb_stop(self, site):
-        run(["apache2ctl", "stop"], env=site.env)
-        deadline = time.time() + 15
-        while our_processes(site.conf) and time.time() < deadline:
-            time.sleep(0.2)
-        assert not our_processes(site.conf)
+def send_one_of_each(site):
+    """An accepted request with each token, a wrong token, none, and a
+    handshake, each on a path of its own (/redox/<tag>-<what>); returns
+    the tag."""
+    tag = "t%d" % time.monotonic_ns()
+    prod, staging = site.tokens["prod"], site.tokens["staging"]
+    answers = [
+        site.curl("/redox/%s-prod" % tag, "-X", "POST",
+                  "-H", "Authorization: Bearer " + prod,
+                  "-H", "verification-token: " + prod, "-d", "{}"),
+        site.curl("/redox/%s-staging" % tag,
+                  "-H", "Authorization: Bearer " + staging,
+                  "-H", "verification-token: " + staging),
+        site.curl("/redox/%s-wrong" % tag, "-X", "POST",
+                  "-H", "Authorization: Bearer " + "0" * 64,
+                  "-H", "verification-token: " + "0" * 64, "-d", "{}"),
+        site.curl("/redox/%s-missing" % tag),
+        site.curl("/redox/%s-hs" % tag, "-X", "POST",
+                  "-H", "Content-Type: application/json",
+                  "-d", json.dumps({"verification-token": prod,
+                                    "challenge": CHALLENGE})),
+        site.curl("/redox/health", "-H", "X-Redox-Source: prod"),
+    ]
+    assert [a[0] for a in answers] == [200, 200, 401, 401, 200, 200], answers
+    return tag
 
 
-def test_rv_deb_zz_machine_left_as_it_was(as_root):
-    """After the class above: stopped, disabled, purged, all gone."""
-    assert BEFORE, "the install tests did not run"
+def assert_machine_left_as_it_was():
+    """After the site's teardown: stopped, disabled, purged, all gone."""
+    assert BEFORE, "the site fixture did not take the snapshot"
     assert not is_installed(), package_status()
     assert not os.path.exists(MODULE_PATH)
     assert not os.path.exists(PROBE_PATH)

@@ -11,15 +11,25 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import rvhttpd  # noqa: E402
+import rvleaks  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
 def rv_gen_dir():
-    """Fresh gen/ for every session; left in place afterwards for inspection."""
+    """Fresh gen/ for every session; left in place afterwards for inspection.
+
+    Its teardown is the session's closing check (rvleaks): it stops every
+    server, then greps every log and response body for the tokens and
+    checks that every server logged like a site.  A session fixture is
+    finalized after the last test of the session, whichever tests were
+    selected and in whatever order they ran, so the check needs no test
+    order; a finding is reported as an error and fails the run."""
     rvhttpd.cleanup_stale()
     rvhttpd.GEN_DIR.mkdir(parents=True, exist_ok=True)
     yield rvhttpd.GEN_DIR
-    rvhttpd.stop_all()
+    rvhttpd.stop_all()   # every log complete
+    problems = rvleaks.scan()
+    assert not problems, "the session's closing check (rvleaks) failed:\n" + "\n".join(problems)
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +52,3 @@ def rv_error_log_check():
         if bad:
             problems.append("%s:\n  %s" % (h.error_log, "\n  ".join(bad)))
     assert not problems, "unexpected error-log lines:\n" + "\n".join(problems)
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """test_rv_core_zz_leaks.py greps every log the session wrote for every
-    registered token, so it must run after all other files, including those
-    whose names sort after it (test_rv_handshake_*.py)."""
-    last = [i for i in items if i.nodeid.split("::")[0].endswith("test_rv_core_zz_leaks.py")]
-    items[:] = [i for i in items if i not in last] + last

@@ -71,7 +71,6 @@ class Hostile:
         T["other8k"] = token_of_length(TOKEN_MAX)
         h = self.h = rvhttpd.Httpd(name, nports=4, allowed=list(allowed) + [EXPIRED_WARNING])
         h.backend = backend
-        self.http, self.big, self.h2c, self.tls = h.ports
         self.prefix = "/%s/" % name
         # over-long tokens go through files: a configuration line is limited
         atlimit = h.write("secrets/atlimit.token", T["atlimit"] + "\n", 0o600)
@@ -106,6 +105,12 @@ LimitRequestFieldSize {limit}
                       "    SSLCertificateKeyFile %s\n" % (self.ca, key))
         h.write_conf(conf)
 
+    # read from the server each time: a start may move it to other ports
+    http = property(lambda self: self.h.ports[0])
+    big = property(lambda self: self.h.ports[1])
+    h2c = property(lambda self: self.h.ports[2])
+    tls = property(lambda self: self.h.ports[3])
+
     def start(self):
         self.h.start()
         return self
@@ -125,13 +130,17 @@ LimitRequestFieldSize {limit}
     def backend_saw(self, rid):
         return self.backend.find(rid)
 
-    def denial_lines(self, rid, want=1, timeout=2.0):
-        return [l for l in self.h.error_lines(rid, timeout=timeout, want=want)
+    @staticmethod
+    def _denials(lines):
+        return [l for l in lines
                 if "redox_verify: denied" in l or "redox_verify: handshake refused" in l]
 
-    def access_fields(self, rid, timeout=2.0):
+    def denial_lines(self, rid, want=1):
+        return self._denials(self.h.error_lines(rid, want=want))
+
+    def access_fields(self, rid):
         """(rvsrc, rvver, status) of the access-log line of rid."""
-        lines = self.h.access_lines(rid, timeout=timeout)
+        lines = self.h.access_lines(rid)
         assert len(lines) == 1, lines
         head, _, tail = lines[0].partition('" ')
         status = tail.split(" ", 1)[0]
@@ -153,7 +162,8 @@ LimitRequestFieldSize {limit}
                 assert resp.header_values("WWW-Authenticate") == [
                     CHALLENGE_HEADER[reason.split()[-1]]], resp.headers
         else:
-            assert self.denial_lines(rid, timeout=0.2) == [], self.denial_lines(rid)
+            lines = self._denials(self.h.settled_error_lines(rid))
+            assert lines == [], lines
             assert not resp.header_values("WWW-Authenticate"), resp.headers
 
     def assert_passed(self, rid, resp, name="alpha", status=200):
@@ -179,5 +189,5 @@ LimitRequestFieldSize {limit}
         ex = rvraw.exchange(port, rvraw.request(target=self.target(rid), lines=self.good_lines()),
                             tls=self.ca if port == self.tls else None)
         assert len(ex.final) == 1, ex
-        self.assert_passed(rid, ex.final[0])
+        return self.assert_passed(rid, ex.final[0])
 

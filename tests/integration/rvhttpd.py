@@ -32,6 +32,8 @@ import time
 import uuid
 from pathlib import Path
 
+import rvports
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 GEN_DIR = Path(os.environ.get("RV_GEN_DIR") or (HERE / "gen")).resolve()
@@ -86,6 +88,12 @@ LOG_FORMAT = ('%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\
               'rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e')
 LOG_LEVEL = os.environ.get("RV_LOGLEVEL") or "info redox_verify:trace8"
 
+# How long a wait for something that is due (a server up, a log line of a
+# request that has been answered) may take before the test fails.  Each
+# wait ends as soon as the thing is there: this only bounds a test that is
+# failing, so it is generous for a slow or loaded machine.
+WAIT = 60
+
 # ---------------------------------------------------------------------------
 # secrets bookkeeping: every token the suite configures or sends is
 # registered here, and the final test greps every log for all of them.
@@ -123,9 +131,9 @@ def new_rid():
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for a server of this process (rvports: a block of
+    its own, outside the kernel's ephemeral range)."""
+    return rvports.port()
 
 
 def write_file(path, text, mode=0o644):
@@ -250,11 +258,19 @@ class Response(HeaderAccess):
 
 
 def http_request(port, path, host="localhost", headers=(), method="GET", body=None,
-                 timeout=15):
+                 timeout=WAIT):
     """Send one request; headers is a list of (name, value) pairs sent as-is
-    and in order (duplicates allowed, value may be bytes)."""
+    and in order (duplicates allowed, value may be bytes).  Returns once the
+    server has closed the connection (Connection: close): httpd does that
+    only after the request is over and logged, so its log lines are all
+    there (see wait_closed)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    watch = None
     try:
+        conn.connect()
+        # http.client lets go of its socket with the response; a second
+        # descriptor of the connection sees the server's close
+        watch = conn.sock.dup()
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", host)
         for k, v in headers:
@@ -267,9 +283,55 @@ def http_request(port, path, host="localhost", headers=(), method="GET", body=No
         conn.endheaders(body)
         resp = conn.getresponse()
         data = record_response(resp.read())
+        wait_closed(watch)
         return resp.status, resp.getheaders(), data
     finally:
         conn.close()
+        if watch is not None:
+            watch.close()
+
+
+def wait_closed(sock):
+    """Reads (and drops) what else comes until the server closes sock.
+
+    httpd logs a request when the request's EOR bucket has been written out,
+    and closes a Connection: close connection (ap_start_lingering_close:
+    flush, then shutdown) only after that: so once this returns, the
+    request's access-log line and every error-log line of it are in the
+    logs.  Fails if the server does not close within the socket's timeout."""
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("the server kept the connection open after the answer to a "
+                             "Connection: close request")
+
+
+def _tcp_hex(addr):
+    """'0100007F:1F90' as /proc/net/tcp writes 127.0.0.1:8080."""
+    host, port = addr
+    return "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(host.split("."))), port)
+
+
+def wait_accepted(sock, timeout=WAIT):
+    """Waits until the server has accept()ed the connection of client
+    socket sock: a connection still in the listen queue has no socket of
+    its own yet, and /proc/net/tcp shows inode 0 for it.  From then on it
+    belongs to the process (the httpd child) that accepted it.  Send some
+    of the request first: httpd listens with TCP_DEFER_ACCEPT, so the
+    kernel hands it a connection only once data has arrived."""
+    server, client = _tcp_hex(sock.getpeername()), _tcp_hex(sock.getsockname())
+    deadline = time.time() + timeout
+    while True:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == server and fields[2] == client and fields[9] != "0":
+                    return
+        assert time.time() < deadline, "connection %s not accepted" % (sock.getsockname(),)
+        time.sleep(0.01)
 
 
 def bearer(token):
@@ -422,8 +484,17 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
     return "\n".join(lines) + "\n"
 
 
+# apache2 -k start output when a Listen port is taken.
+_BIND_FAILED = re.compile(r"Address already in use: AH00072: make_sock: could not bind to "
+                          r"address 127\.0\.0\.1:(\d+)")
+START_ATTEMPTS = 3
+
+
 class Httpd:
-    """One generated server root with its own config, ports and logs."""
+    """One generated server root with its own config, ports and logs.
+
+    Tests read the ports from .port/.ports after start(): a start that met
+    a port taken by a process outside rvports retries on new ones."""
 
     def __init__(self, name, nports=1, env=None, allowed=(), mpm="event", lean=False):
         require_module()
@@ -433,7 +504,7 @@ class Httpd:
             shutil.rmtree(self.root)
         for d in ("conf", "logs", "run", "htdocs"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
-        self.ports = [free_port() for _ in range(nports)]
+        self.ports = rvports.ports(nports)
         self.port = self.ports[0]
         self.conf = self.root / "conf" / "httpd.conf"
         self.env = dict(env or {})
@@ -443,6 +514,7 @@ class Httpd:
         self.checked_offset = 0
         self.start_output = ""
         self.backend = None
+        self.started = False        # started at least once
         INSTANCES.append(self)
 
     # -- files -------------------------------------------------------------
@@ -486,24 +558,60 @@ class Httpd:
         except (OSError, ValueError):
             return None
 
-    def start(self, timeout=20):
-        make_readable_tree(self.root)
-        proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
-                              env=self._env(), capture_output=True, text=True,
-                              timeout=60)
-        self.start_output = proc.stdout + proc.stderr
-        self._save_output("start", proc)
-        if proc.returncode != 0:
-            raise RuntimeError("apache2 -k start failed (rc=%d):\n%s\n--- error.log tail:\n%s"
-                               % (proc.returncode, self.start_output, self.error_log_tail()))
+    def generations(self):
+        """How many times the parent has said it is up: httpd logs
+        "resuming normal operations" (at notice, which any LogLevel logs)
+        after it has installed its signal handlers and started its
+        children, at startup and after each restart."""
+        return self.error_log_text().count("resuming normal operations")
+
+    def start(self, timeout=WAIT):
+        """apache2 -k start; returns once this generation is up: its ports
+        answer and the parent logged "resuming normal operations".  The pid
+        file and the listening sockets are there earlier, before the parent
+        handles signals: a SIGUSR1 (graceful) or SIGTERM sent then would
+        simply kill it."""
+        up_before = self.generations()
+        for attempt in range(START_ATTEMPTS):
+            make_readable_tree(self.root)
+            proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
+                                  env=self._env(), capture_output=True, text=True,
+                                  timeout=60)
+            self.start_output = proc.stdout + proc.stderr
+            self._save_output("start", proc)
+            if proc.returncode == 0:
+                break
+            if attempt + 1 == START_ATTEMPTS or not self._move_off_taken_ports():
+                raise RuntimeError("apache2 -k start failed (rc=%d):\n%s\n--- error.log tail:\n%s"
+                                   % (proc.returncode, self.start_output,
+                                      self.error_log_tail()))
         RUNNING.append(self)
+        self.started = True
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.pid() and all(self._port_open(p) for p in self.ports):
+            if (self.pid() and self.generations() > up_before
+                    and all(self._port_open(p) for p in self.ports)):
                 return self
             time.sleep(0.05)
         self.stop(check=False)
         raise RuntimeError("httpd %s did not come up:\n%s" % (self.name, self.error_log_tail()))
+
+    def _move_off_taken_ports(self):
+        """After a start that failed because something outside rvports was
+        bound to one of our ports (AH00072): new ports in place of those,
+        in self.ports and wherever the configuration names them.  False if
+        the start failed for another reason."""
+        taken = {int(p) for p in _BIND_FAILED.findall(self.start_output)} & set(self.ports)
+        if not taken:
+            return False
+        text = self.conf.read_text()
+        for old in taken:
+            new = rvports.port()
+            text = re.sub(r"(?<=:)%d(?!\d)" % old, str(new), text)
+            self.ports[self.ports.index(old)] = new
+        self.port = self.ports[0]
+        self.conf.write_text(text)
+        return True
 
     @staticmethod
     def _port_open(port):
@@ -513,7 +621,7 @@ class Httpd:
         except OSError:
             return False
 
-    def stop(self, check=True, timeout=20):
+    def stop(self, check=True, timeout=WAIT):
         pid = self.pid()
         proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "stop"],
                               env=self._env(), capture_output=True, text=True, timeout=60)
@@ -552,8 +660,9 @@ class Httpd:
         self.checked_offset += cut
         return unexpected_log_lines(data[:cut].decode("utf-8", "replace"), self.allowed)
 
-    def error_lines(self, needle, timeout=3.0, want=1):
-        """Error-log lines containing needle (polls until want lines seen)."""
+    def error_lines(self, needle, timeout=WAIT, want=1):
+        """Error-log lines containing needle, polling until want of them
+        are there (or timeout: then fewer)."""
         deadline = time.time() + timeout
         while True:
             lines = [l for l in self.error_log_text().splitlines() if needle in l]
@@ -561,20 +670,57 @@ class Httpd:
                 return lines
             time.sleep(0.05)
 
-    def access_lines(self, needle, timeout=3.0, log=None):
+    def access_lines(self, needle, timeout=WAIT, log=None):
         """Lines of the access log (or of the server root's file log)
         containing needle, polling until one shows up or timeout."""
-        path = self.path(log) if log else self.access_log
         deadline = time.time() + timeout
         while True:
-            try:
-                text = path.read_text(errors="replace")
-            except OSError:
-                text = ""
-            lines = [l for l in text.splitlines() if needle in l]
+            lines = self._log_lines(log, needle)
             if lines or time.time() > deadline:
                 return lines
             time.sleep(0.05)
+
+    def _log_lines(self, log, needle):
+        path = self.path(log) if log else self.access_log
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        return [l for l in text.splitlines() if needle in l]
+
+    # -- absence checks ------------------------------------------------------------
+    # "It did not happen" is read from the logs only after a marker request,
+    # sent once the request under test was answered, has its own lines
+    # there: never after a fixed wait, which a slow machine can outlast.
+    # The clients here read each answer until the server closes the
+    # connection, and httpd closes it only after the request is logged (the
+    # access-log line is written when its EOR bucket is, before the
+    # lingering close), so the request under test is complete; the marker's
+    # lines prove that the log in question is written and read as the check
+    # expects, so that an absence cannot pass because nothing was looked at.
+    def marker(self, host="localhost", port=None, path="/rv-marker-{rid}", log=None):
+        """Sends a marker request and waits until its rid is in the error log
+        and in the access log (or the server root's file log `log`).  The
+        default target is a missing file of the default vhost's
+        DocumentRoot: a 404 and httpd's AH00128 line (core, info; LogLevel
+        info is LOG_LEVEL's), or a denial where that vhost is protected."""
+        r = self.request(path, host=host, port=port)
+        assert self.error_lines(r.rid), "no error-log line of marker %s:\n%s" % (
+            r.path, self.error_log_tail())
+        assert self.access_lines(r.rid, log=log), "no %s line of marker %s" % (
+            log or "access-log", r.path)
+        return r
+
+    def settled_error_lines(self, needle, **marker):
+        """Every error-log line containing needle, read after marker()."""
+        self.marker(**marker)
+        return [l for l in self.error_log_text().splitlines() if needle in l]
+
+    def settled_access_lines(self, needle, log=None, **marker):
+        """Every access-log (or `log`) line containing needle, read after
+        marker()."""
+        self.marker(log=log, **marker)
+        return self._log_lines(log, needle)
 
     def access_fields(self, rid):
         """(REDOX_SOURCE, REDOX_VERIFY) of the one access-log line of rid."""
@@ -670,7 +816,9 @@ def config_test(name, body, env=None, files=None):
     for rel, (text, mode) in (files or {}).items():
         write_file(root / rel, text, mode)
     conf = root / "conf" / "httpd.conf"
-    write_file(conf, global_conf(root, [free_port()]) + body.replace("@ROOT@", str(root)))
+    port = rvports.port()           # apache2 -t names it but never binds it
+    rvports.release(port)
+    write_file(conf, global_conf(root, [port]) + body.replace("@ROOT@", str(root)))
     make_readable_tree(root)
     e = dict(os.environ)
     e.update(env or {})

@@ -1,13 +1,28 @@
 """Helpers of the metrics tests (test_rv_metrics_*.py): scraping the
-Prometheus endpoint, reading its counters, restarting a server."""
+Prometheus endpoint, checking and reading what it exposes, restarting a
+server.
+
+What the endpoint writes is checked by Prometheus's own tools and parsed
+by Debian's python3-prometheus-client (check_exposition, families):
+`promtool check metrics` (Debian's prometheus) parses it as Prometheus's
+scraper does and lints it (HELP on every metric, _total on counters, ...),
+and the library parses it for the tests.  Neither rejects a few things
+the format forbids, so those are checked here explicitly: a family's lines
+split into two groups, the same series twice (Prometheus drops such a
+scrape's duplicates), a counter that is negative or NaN, a label name
+beginning with "__" (reserved for Prometheus's own use), and text that is
+not UTF-8 or holds a carriage return or NUL (promtool passes either in a
+HELP text)."""
 
 import json
+import math
 import re
 import subprocess
 import time
 
+from prometheus_client.parser import text_string_to_metric_families
+
 import rvhttpd
-import rvprom
 
 PREFIX = "redox_verify_"
 METRICS = {
@@ -37,9 +52,79 @@ def scrape(h, host="localhost", path="/metrics"):
     return r.body
 
 
+_SAMPLE_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_HELP_TYPE = re.compile(r"#[ \t]+(?:HELP|TYPE)[ \t]+(\S+)")
+
+
+def exposed_name(fam):
+    """A family's name as the exposition writes it: the library names a
+    counter's family without _total (the OpenMetrics way)."""
+    return fam.name + "_total" if fam.type == "counter" else fam.name
+
+
+def promtool_check(text):
+    """promtool check metrics on text: its findings, [] when it passes."""
+    proc = subprocess.run(["promtool", "check", "metrics"], input=text.encode("utf-8"),
+                          capture_output=True, timeout=rvhttpd.WAIT)
+    out = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip()
+    if proc.returncode == 0:
+        return []
+    return ["promtool: " + l for l in out.splitlines()] or ["promtool: rc=%d" % proc.returncode]
+
+
+def check_exposition(body):
+    """(problems, families): promtool check metrics and the library parser on
+    body, then the checks neither makes (see the module's docstring).
+    families: {exposed name: prometheus_client Metric}, in order."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError as e:
+        return ["not UTF-8: %s" % e], {}
+    problems = promtool_check(text)
+    try:
+        fams = {exposed_name(f): f for f in text_string_to_metric_families(text)}
+    except ValueError as e:
+        return problems + ["prometheus_client: %s" % e], {}
+    if "\r" in text or "\0" in text:
+        problems.append("carriage return or NUL in the exposition")
+    family_of = {s.name: n for n, f in fams.items() for s in f.samples}
+    seen, done, current = set(), set(), None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        m = _HELP_TYPE.match(line) if line.startswith("#") else _SAMPLE_NAME.match(line)
+        if not m:
+            continue                    # blank line or other comment
+        name = m.group(m.lastindex or 0)
+        name = family_of.get(name, name)
+        if name != current:
+            if name in done:
+                problems.append("line %d: the lines of %s are not one group" % (lineno, name))
+            if current is not None:
+                done.add(current)
+            current = name
+    for name, fam in fams.items():
+        for s in fam.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            if key in seen:
+                problems.append("duplicate series %s%r" % (s.name, s.labels))
+            seen.add(key)
+            reserved = [l for l in s.labels if l.startswith("__")]
+            if reserved:
+                problems.append("reserved label name %s in %s" % (reserved[0], s.name))
+            if fam.type == "counter" and (math.isnan(s.value) or s.value < 0):
+                problems.append("counter %s%r is %r" % (s.name, s.labels, s.value))
+    return problems, fams
+
+
+def families(body):
+    """body checked (check_exposition: no problem allowed) and parsed."""
+    problems, fams = check_exposition(body)
+    assert not problems, "the exposition is not valid:\n" + "\n".join(problems)
+    return fams
+
+
 def counts(h, host="localhost", path="/metrics"):
     """{(kind, vhost, NAME or reason): value} of every exported series."""
-    fams = rvprom.parse(scrape(h, host, path))
+    fams = families(scrape(h, host, path))
     out = {}
     for kind, (metric, label) in METRICS.items():
         for s in fams[metric].samples:
@@ -104,10 +189,10 @@ def handshake_get(h, token=None, challenge=UUID, host="localhost", path="/redox/
 
 
 def generations(h):
-    return len(re.findall(r"resuming normal operations", h.error_log_text()))
+    return h.generations()
 
 
-def restart(h, how="graceful", timeout=20):
+def restart(h, how="graceful", timeout=rvhttpd.WAIT):
     """apache2 -k graceful|restart, then waits for the new generation."""
     before = generations(h)
     proc = subprocess.run([rvhttpd.APACHE, "-f", str(h.conf), "-k", how],
@@ -119,7 +204,7 @@ def restart(h, how="graceful", timeout=20):
         time.sleep(0.05)
 
 
-def wait_for(fn, timeout=10, what="condition"):
+def wait_for(fn, timeout=rvhttpd.WAIT, what="condition"):
     """Polls fn() until it returns a true value (old children may still
     answer a scrape for a moment after a restart)."""
     deadline = time.time() + timeout

@@ -69,17 +69,23 @@ def _decode_chunked(data, pos):
         pos += size + 2
 
 
-def parse_responses(data, head_only=False):
+def parse_responses(data, head_only=False, partial=False):
     """Every HTTP/1.x response in data, in order; an answer without a status
-    line is an HTTP/0.9 one (status None, all of data is the body)."""
+    line is an HTTP/0.9 one (status None, all of data is the body).
+    partial: data may end inside a response: only the complete ones are
+    returned, and not recorded (the whole exchange is, later)."""
     out = []
     pos = 0
+    record = (lambda b: b) if partial else rvhttpd.record_response
     if data and not data.startswith(b"HTTP/"):
-        out.append(RawResponse(None, None, "", [], rvhttpd.record_response(data)))
+        if not partial:
+            out.append(RawResponse(None, None, "", [], record(data)))
         return out
     while pos < len(data):
         end = data.find(CRLF + CRLF, pos)
         if end < 0:
+            if partial:
+                return out
             raise ValueError("truncated response head: %r" % data[pos:pos + 200])
         lines = data[pos:end].split(CRLF)
         version, status, reason = (lines[0].split(b" ", 2) + [b""])[:3]
@@ -93,16 +99,25 @@ def parse_responses(data, head_only=False):
         if status < 200 or status in (204, 304) or head_only:
             body = b""
         elif "chunked" in names.get("transfer-encoding", "").lower():
-            body, pos = _decode_chunked(data, pos)
+            try:
+                body, pos = _decode_chunked(data, pos)
+            except ValueError:
+                if partial:
+                    return out
+                raise
         elif "content-length" in names:
             n = int(names["content-length"])
+            if partial and len(data) < pos + n:
+                return out
             body = data[pos:pos + n]
             pos += n
+        elif partial:
+            return out                  # ends only where the connection does
         else:
             body = data[pos:]
             pos = len(data)
         out.append(RawResponse(version, status, reason.decode("latin-1"), headers,
-                               rvhttpd.record_response(body)))
+                               record(body)))
     return out
 
 
@@ -115,18 +130,34 @@ def _connect(port, tls, timeout):
     return sock
 
 
-def exchange(port, *parts, timeout=5.0, tls=None, pause=0.0, head_only=False):
-    """Connect, send each part (bytes) in turn, pausing `pause` seconds
-    between them, then read until the server closes or `timeout` passes
-    without data.  tls: the CA file to trust for a TLS connection;
+def _read_responses(sock, data, n, head_only):
+    """Reads until data holds n complete final responses (or the server
+    closes); returns data and whether it closed."""
+    while True:
+        done = parse_responses(data, head_only, partial=True)
+        if len([r for r in done if r.status is None or r.status >= 200]) >= n:
+            return data, False
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data, True
+        data += chunk
+
+
+def exchange(port, *parts, timeout=rvhttpd.WAIT, tls=None, one_by_one=False,
+             head_only=False):
+    """Connect, send each part (bytes) in turn, then read until the server
+    closes (or `timeout` passes without data).  one_by_one: send each part
+    only once the answers to the parts before it have arrived (keep-alive,
+    not pipelining).  tls: the CA file to trust for a TLS connection;
     head_only: the responses have no body (HEAD)."""
     sock = _connect(port, tls, timeout)
     data = b""
     closed = False
     try:
         for i, part in enumerate(parts):
-            if i and pause:
-                time.sleep(pause)
+            if i and one_by_one:
+                data, closed = _read_responses(sock, data, i, head_only)
+                assert not closed, "closed after %d answer(s): %r" % (i, data[:300])
             sock.sendall(part)
         start = time.time()
         try:
@@ -146,7 +177,7 @@ def exchange(port, *parts, timeout=5.0, tls=None, pause=0.0, head_only=False):
     return Exchange(data, elapsed, closed, head_only)
 
 
-def first_bytes(port, head, timeout=5.0, tls=None):
+def first_bytes(port, head, timeout=rvhttpd.WAIT, tls=None):
     """Send head, return (what arrived first, seconds it took, socket still
     open?) without sending anything more: for Expect: 100-continue."""
     sock = _connect(port, tls, timeout)

@@ -44,7 +44,7 @@ def curl(srv, how, path, headers=(), data=None):
     port = srv.tls if how.startswith("tls") else srv.h2c
     scheme = "https" if how.startswith("tls") else "http"
     host = "localhost" if how.startswith("tls") else "127.0.0.1"
-    args = ["curl", "-sS", "--max-time", "10", "-D", "-", "-o", "/dev/stderr",
+    args = ["curl", "-sS", "--max-time", str(rvhttpd.WAIT), "-D", "-", "-o", "/dev/stderr",
             "-w", "\n%{http_code} %{http_version}"]
     args += {"h2c": ["--http2-prior-knowledge"], "h2c-upgrade": ["--http2"],
              "tls-h1": ["--http1.1", "--cacert", str(srv.ca)],
@@ -54,7 +54,7 @@ def curl(srv, how, path, headers=(), data=None):
     if data is not None:
         args += ["--data-binary", data]
     args.append("%s://%s:%d%s" % (scheme, host, port, path))
-    proc = subprocess.run(args, capture_output=True, timeout=20)
+    proc = subprocess.run(args, capture_output=True, timeout=rvhttpd.WAIT + 30)
     assert proc.returncode == 0, proc.stderr[-500:]
     out = proc.stdout.decode("latin-1")
     head, _, tail = out.rpartition("\n")

@@ -10,7 +10,8 @@ import pytest
 
 import rvhttpd
 import rvraw
-from rvhostile import FIELD_LIMIT, LONGEST_FIELD_LINE, Hostile
+from rvhostile import (BIG_FIELD_LIMIT, LONGEST_FIELD_LINE, TOKEN_MAX, Hostile,
+                       token_of_length)
 
 H = {}
 
@@ -250,12 +251,48 @@ CASES = {
 }
 
 
-def test_rv_hostile_matrix_limits_as_documented(srv):
-    """The sizes the matrix relies on: the at-limit token's Authorization
-    line is exactly the longest one httpd reads at LimitRequestFieldSize."""
-    assert FIELD_LIMIT == 8190
-    assert len("Authorization: Bearer " + srv.T["atlimit"]) == LONGEST_FIELD_LINE
-    assert len(srv.T["big8k"]) == 8192
+def _padded(rid, length):
+    """A header line of exactly length bytes, named after rid."""
+    name = "X-Pad-" + rid
+    return name + ": " + "p" * (length - len(name) - 2)
+
+
+@pytest.mark.parametrize("port,longest", [("http", LONGEST_FIELD_LINE),
+                                          ("big", BIG_FIELD_LIMIT + 1)])
+def test_rv_hostile_matrix_limits_as_documented(srv, port, longest):
+    """The field-line sizes the matrix relies on, as the server enforces
+    them: on each port a line of `longest` bytes is read and the request
+    served, and one byte more is refused by httpd itself (400, its AH00561
+    line naming the field) before the module runs."""
+    port = getattr(srv, port)
+    ok, over = rvhttpd.new_rid(), rvhttpd.new_rid()
+    ex = rvraw.exchange(port, rvraw.request(target=srv.target(ok),
+                                            lines=srv.good_lines() + [_padded(ok, longest)]))
+    assert len(ex.final) == 1, ex
+    srv.assert_passed(ok, ex.final[0])
+    ex = rvraw.exchange(port, rvraw.request(target=srv.target(over), lines=srv.good_lines()
+                                            + [_padded(over, longest + 1)]))
+    assert len(ex.final) == 1, ex
+    srv.assert_denied(over, ex.final[0], 400)
+    lines = [l for l in srv.h.settled_error_lines("AH00561") if "X-Pad-" + over in l]
+    assert len(lines) == 1 and "LimitRequestFieldSize" in lines[0], lines
+
+
+def test_rv_hostile_matrix_token_max_as_documented():
+    """The longest token the matrix sends as configured (TOKEN_MAX), as the
+    module enforces it: a token of that many characters is taken, one more
+    is refused at apache2 -t with the limit in the message."""
+    for n, ok in ((TOKEN_MAX, True), (TOKEN_MAX + 1, False)):
+        tok = token_of_length(n)
+        res = rvhttpd.config_test("token-max-%d" % n, "RedoxVerificationToken t file:@ROOT@/"
+                                  "secrets/t.token\n", files={"secrets/t.token": (tok + "\n",
+                                                                                 0o600)})
+        if ok:
+            assert res.rc == 0, res
+        else:
+            assert res.rc != 0, res
+            assert "RedoxVerificationToken" in res.output and "1 to %d" % TOKEN_MAX in res.output, \
+                res
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -1,7 +1,8 @@
-"""The metrics endpoint and the server-status section: the output parses with
-a strict Prometheus text-format parser, carries no token or digest, its
-series come from the configuration only, access is up to Require, and each
-client request is counted once."""
+"""The metrics endpoint and the server-status section: the output passes
+`promtool check metrics` and parses with python3-prometheus-client (plus
+the checks neither makes, rvmetrics.check_exposition), carries no token or
+digest, its series come from the configuration only, access is up to
+Require, and each client request is counted once."""
 
 import hashlib
 
@@ -9,7 +10,6 @@ import pytest
 
 import rvhttpd
 import rvmetrics
-import rvprom
 from rvhttpd import both, new_token, register_secret
 from rvmetrics import handshake_get, handshake_post
 
@@ -81,14 +81,16 @@ RedoxVerificationToken server {server}
 
 
 def test_rv_metrics_format_parses_strictly(fmt):
+    before = rvmetrics.counts(fmt, host=A)
     fmt.request("/redox/x", host=A, headers=both(T["prod"]))
     fmt.request("/redox/x", host=A, headers=both(T["wrong"]))
     body = rvmetrics.scrape(fmt, host=A)
-    fams = rvprom.parse(body)
+    assert rvmetrics.promtool_check(body.decode()) == []
+    fams = rvmetrics.families(body)
     assert list(fams) == ([m for m, _ in rvmetrics.METRICS.values()]
                           + list(rvmetrics.GAUGES.values()))
     for metric in rvmetrics.GAUGES.values():
-        assert fams[metric].type == "gauge" and fams[metric].help
+        assert fams[metric].type == "gauge" and fams[metric].documentation
         assert metric.endswith("_timestamp_seconds")
         for s in fams[metric].samples:
             assert set(s.labels) == {"vhost", "name"}, s
@@ -96,7 +98,7 @@ def test_rv_metrics_format_parses_strictly(fmt):
         fam = fams[metric]
         assert metric.startswith("redox_verify_") and metric.endswith("_total")
         assert fam.type == "counter"
-        assert fam.help
+        assert fam.documentation
         assert fam.samples
         for s in fam.samples:
             assert s.name == metric
@@ -110,8 +112,8 @@ def test_rv_metrics_format_parses_strictly(fmt):
     assert "\n\n" not in text and text.endswith("\n")
     c = rvmetrics.counts(fmt, host=A)
     a = "a.test:%d" % fmt.port
-    assert c[("accepted", a, "prod")] == 1
-    assert c[("denied", a, "wrong-token")] == 1
+    assert c[("accepted", a, "prod")] == before[("accepted", a, "prod")] + 1
+    assert c[("denied", a, "wrong-token")] == before[("denied", a, "wrong-token")] + 1
     # The server-level token is accepted in every VirtualHost; b.test has
     # only that one.
     b = "b.test:%d" % fmt.port
@@ -204,38 +206,56 @@ def test_rv_metrics_status_html_has_section(fmt):
     assert "<h2>Redox token verification (mod_redox_verify)</h2>" in text
 
 
+# Each a valid exposition but for one fault, and what says so: promtool
+# (parse errors and lint), the library parser, or rvmetrics's own checks
+# for what neither rejects.
+HEAD = "# HELP a_total Some help.\n# TYPE a_total counter\n"
+GAUGE = "# HELP g Some help.\n# TYPE g gauge\n"
 BAD = [
-    ("no final newline", "a 1"),
-    ("bad metric name", "1a 1\n"),
-    ("bad value", "a x\n"),
-    ("unquoted label", "a{b=c} 1\n"),
-    ("bad escape", 'a{b="\\t"} 1\n'),
-    ("raw newline in label", 'a{b="x\ny"} 1\n'),
-    ("unterminated labels", 'a{b="c" 1\n'),
-    ("duplicate label", 'a{b="1",b="2"} 1\n'),
-    ("duplicate series", 'a{b="1"} 1\na{b="1"} 2\n'),
-    ("second TYPE", "# TYPE a counter\n# TYPE a counter\na 1\n"),
-    ("TYPE after sample", "a 1\n# TYPE a counter\n"),
-    ("unknown type", "# TYPE a countr\na 1\n"),
-    ("split group", "a 1\nb 1\na{x=\"1\"} 1\n"),
-    ("negative counter", "# TYPE a counter\na -1\n"),
-    ("no value", 'a{b="1"}\n'),
-    ("reserved label", 'a{__b="1"} 1\n'),
-    ("CR", "a 1\r\n"),
-    ("trailing junk", "a 1 2 3\n"),
+    ("no final newline", HEAD + "a_total 1", "unexpected end of input stream"),
+    ("bad metric name", HEAD + "a_total 1\n1a 1\n", "invalid metric name"),
+    ("bad value", HEAD + "a_total x\n", 'expected float as value, got "x"'),
+    ("unquoted label", HEAD + "a_total{b=c} 1\n", "expected '\"' at start of label value"),
+    ("bad escape", HEAD + 'a_total{b="\\t"} 1\n', "invalid escape sequence"),
+    ("raw newline in label", HEAD + 'a_total{b="x\ny"} 1\n', "unescaped new-line"),
+    ("unterminated labels", HEAD + 'a_total{b="c" 1\n', "unexpected end of label value"),
+    ("duplicate label", HEAD + 'a_total{b="1",b="2"} 1\n', "duplicate label names"),
+    ("duplicate series", HEAD + 'a_total{b="1"} 1\na_total{b="1"} 2\n', "duplicate series"),
+    ("second TYPE", HEAD + "# TYPE a_total counter\na_total 1\n", "second TYPE line"),
+    ("TYPE after sample", "# HELP a_total h\na_total 1\n# TYPE a_total counter\n",
+     "second TYPE line"),
+    ("unknown type", "# HELP a h\n# TYPE a countr\na 1\n", 'unknown metric type "countr"'),
+    ("split group", GAUGE + "g 1\n" + HEAD + "a_total 1\ng{x=\"1\"} 1\n",
+     "the lines of g are not one group"),
+    ("negative counter", HEAD + "a_total -1\n", "counter a_total{} is -1.0"),
+    ("NaN counter", HEAD + "a_total NaN\n", "counter a_total{} is nan"),
+    ("no value", HEAD + 'a_total{b="1"}\n', 'expected float as value, got ""'),
+    ("reserved label", HEAD + 'a_total{__b="1"} 1\n', "reserved label name __b"),
+    ("CR", HEAD + "a_total 1\r\n", "carriage return"),
+    ("CR in HELP", "# HELP a_total So\rme\n# TYPE a_total counter\na_total 1\n",
+     "carriage return"),
+    ("trailing junk", HEAD + "a_total 1 2 3\n", "spurious string after timestamp"),
+    ("no HELP", "# TYPE a_total counter\na_total 1\n", "no help text"),
+    ("counter without _total", "# HELP a h\n# TYPE a counter\na 1\n",
+     'counter metrics should have "_total" suffix'),
 ]
 
 
-@pytest.mark.parametrize("why,text", BAD, ids=[b[0] for b in BAD])
-def test_rv_metrics_format_parser_is_strict(why, text):
-    with pytest.raises(rvprom.ParseError):
-        rvprom.parse(text)
+@pytest.mark.parametrize("why,text,says", BAD, ids=[b[0] for b in BAD])
+def test_rv_metrics_format_check_is_strict(why, text, says):
+    """What test_rv_metrics_format_parses_strictly relies on: the check
+    rejects each fault, for that fault."""
+    problems, _ = rvmetrics.check_exposition(text)
+    assert [p for p in problems if says in p], problems
 
 
-def test_rv_metrics_format_parser_accepts_valid():
-    fams = rvprom.parse('# HELP a Some \\\\ help\\n.\n# TYPE a counter\n'
-                        'a{x="q\\"\\\\\\n",y="z",} 1.5e3 1700000000\n# other\n\nb +Inf\n')
-    assert fams["a"].help == "Some \\ help\n."
-    assert fams["a"].samples[0].labels == {"x": 'q"\\\n', "y": "z"}
-    assert fams["a"].samples[0].value == 1500.0
-    assert fams["b"].samples[0].value == float("inf")
+def test_rv_metrics_format_check_accepts_valid():
+    text = ('# HELP a_total Some \\\\ help\\n.\n# TYPE a_total counter\n'
+            'a_total{x="q\\"\\\\\\n",y="z",} 1.5e3 1700000000\n# other\n\n'
+            + GAUGE + 'g +Inf\n')
+    problems, fams = rvmetrics.check_exposition(text)
+    assert problems == []
+    assert fams["a_total"].documentation == "Some \\ help\n."
+    assert fams["a_total"].samples[0].labels == {"x": 'q"\\\n', "y": "z"}
+    assert fams["a_total"].samples[0].value == 1500.0
+    assert fams["g"].samples[0].value == float("inf")
