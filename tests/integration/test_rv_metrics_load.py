@@ -37,9 +37,11 @@ T = {}
 def _server(mpm, backend):
     for k in ("prod", "staging", "b", "wrong", "old"):
         T[k] = new_token()
-    # the load is meant to keep every worker busy: httpd may say so (AH00484)
+    # the load is meant to keep every worker busy: httpd may say so (AH00484,
+    # or the event MPM's earlier AH10159)
     h = rvhttpd.Httpd("metrics-load-" + mpm, mpm=mpm, allowed=rvmetrics.ALLOWED + [
         r"AH00484: server reached MaxRequestWorkers",
+        r"AH10159: server is within MinSpareThreads",
         r"\[redox_verify:warn\].*RedoxVerificationToken old \(.*\) expired at"])
     h.backend = backend
     h.write_conf(MPM_LIMITS[mpm] + rvmetrics.PID_LOG + rvmetrics.TIME_LOG + """
