@@ -144,8 +144,8 @@ rules:
 deps-bench: deps-build
 	@tools/ensure-debs $(DEB_BENCH)
 
-# Loopback only; server and wrk pinned to different cores.  See README.md,
-# "Performance".  Results in bench/out/.
+# Loopback only; server and wrk pinned to different cores.  See
+# bench/README.md.  Results in bench/out/.
 bench: deps-bench
 	@$(MAKE) --no-print-directory all bench/micro
 	$(PYTHON) bench/run.py $(if $(QUICK),--quick)
