@@ -3,7 +3,7 @@
  * libFuzzer harness: the handshake's GET query string (rv_hs_parse_query)
  * and its redaction for the logs (rv_hs_redact_query).
  *
- * Invariants, against a model of the README's rules written here:
+ * Invariants, against a model of the manual's rules written here:
  *  - parse: a handshake iff "challenge" appears once, neither parameter
  *    appears twice and both decode (percent escapes, no %00); the values
  *    are the decoded ones; a refusal gives one of the fixed reasons.

@@ -1,4 +1,4 @@
-"""Counter semantics across restarts, as the README documents them:
+"""Counter semantics across restarts, as the manual's "Metrics" says:
 
 - graceful restart (apachectl graceful): every series that is still
   configured keeps counting where it was, including requests that children
