@@ -47,7 +47,6 @@ module AP_MODULE_DECLARE_DATA redox_verify_module;
 #define RV_UNSET           (-1)
 #define RV_ENV_SOURCE      "REDOX_SOURCE"
 #define RV_ENV_OUTCOME     "REDOX_VERIFY"
-#define RV_HDR_VTOKEN_NAME "verification-token"
 #define RV_DEFAULT_REALM   "Redox"
 #define RV_METRICS_HANDLER "redox-verify-metrics"
 
@@ -358,19 +357,7 @@ static const char *set_headers(cmd_parms *cmd, void *dconf, const char *arg)
 {
     rv_dir_conf *conf = dconf;
 
-    if (!strcasecmp(arg, "both")) {
-        conf->mode = RV_HDR_BOTH;
-    }
-    else if (!strcasecmp(arg, "any")) {
-        conf->mode = RV_HDR_ANY;
-    }
-    else if (!strcasecmp(arg, "bearer")) {
-        conf->mode = RV_HDR_BEARER;
-    }
-    else if (!strcasecmp(arg, "verification-token")) {
-        conf->mode = RV_HDR_VTOKEN;
-    }
-    else {
+    if ((conf->mode = rv_parse_hdr_mode(arg)) < 0) {
         return apr_psprintf(cmd->pool,
                             "RedoxTokenHeaders: expected both, "
                             "any, bearer or verification-token, got '%s'",
@@ -383,22 +370,14 @@ static const char *set_source_header(cmd_parms *cmd, void *dconf,
                                      const char *arg)
 {
     rv_dir_conf *conf = dconf;
-    const char *p;
 
-    for (p = arg; *p; p++) {
-        /* RFC 9110 token characters */
-        if (!apr_isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p)) {
-            break;
-        }
-    }
-    if (*arg == '\0' || *p != '\0') {
+    if (!rv_header_name_valid(arg)) {
         return apr_psprintf(cmd->pool,
                             "RedoxSourceHeader: '%s' is not a "
                             "valid header name",
                             ap_escape_logitem(cmd->pool, arg));
     }
-    if (!strcasecmp(arg, "Authorization")
-        || !strcasecmp(arg, RV_HDR_VTOKEN_NAME)) {
+    if (!strcasecmp(arg, "Authorization") || !strcasecmp(arg, RV_VTOKEN)) {
         return apr_psprintf(cmd->pool,
                             "RedoxSourceHeader: '%s' is one of "
                             "the token headers",
@@ -413,16 +392,7 @@ static const char *set_deny_status(cmd_parms *cmd, void *dconf,
 {
     rv_dir_conf *conf = dconf;
 
-    if (!strcmp(arg, "401")) {
-        conf->deny_status = HTTP_UNAUTHORIZED;
-    }
-    else if (!strcmp(arg, "403")) {
-        conf->deny_status = HTTP_FORBIDDEN;
-    }
-    else if (!strcmp(arg, "404")) {
-        conf->deny_status = HTTP_NOT_FOUND;
-    }
-    else {
+    if ((conf->deny_status = rv_parse_deny_status(arg)) < 0) {
         return apr_psprintf(cmd->pool,
                             "RedoxDenyStatus: expected 401, 403 "
                             "or 404, got '%s'",
@@ -614,26 +584,6 @@ static rv_req_state *record_verdict(request_rec *r, const rv_dir_conf *conf,
 /* ------------------------------------------------------------------ */
 /* Masking the query token                                             */
 
-/* Masks the token in the query of s (a request line or a URI): from the
- * first '?' to the first space or '#'.  Returns s when there is none. */
-static char *redact_in(apr_pool_t *p, char *s)
-{
-    char *q = s ? strchr(s, '?') : NULL, *masked;
-    apr_size_t n;
-
-    /* Runs for every logged request: no copy unless there is a token. */
-    if (q == NULL || strstr(q, "verification-token") == NULL) {
-        return s;
-    }
-    q++;
-    n = strcspn(q, " #");
-    masked = rv_hs_redact_query(p, apr_pstrmemdup(p, q, n));
-    if (masked == NULL) {
-        return s;
-    }
-    return apr_pstrcat(p, apr_pstrmemdup(p, s, q - s), masked, q + n, NULL);
-}
-
 /* A token in the URL (the GET handshake) must not reach the access log's
  * %r, %U%q or %{...}q, mod_status, httpd's own error-log lines, nor a
  * backend: mask it in every copy of the query.  The request line and the
@@ -642,8 +592,8 @@ static void redact_query(request_rec *r)
 {
     char *args = rv_hs_redact_query(r->pool, r->args);
 
-    r->the_request = redact_in(r->pool, r->the_request);
-    r->unparsed_uri = redact_in(r->pool, r->unparsed_uri);
+    r->the_request = rv_hs_redact_in(r->pool, r->the_request);
+    r->unparsed_uri = rv_hs_redact_in(r->pool, r->unparsed_uri);
     if (args != NULL) {
         r->parsed_uri.query = args;
         r->args = args;
@@ -724,7 +674,7 @@ static void drop_presented(request_rec *r, const rv_dir_conf *conf)
 {
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
-    apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
+    apr_table_unset(r->headers_in, RV_VTOKEN);
     if (conf->mode != RV_HDR_VTOKEN) {
         const char *tok;
         apr_size_t len;
@@ -804,20 +754,12 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     }
     if (status == HTTP_UNAUTHORIZED) {
         const char *realm = ap_auth_name(r);
-        const char *error = "";
 
-        if (why == RV_WRONG_TOKEN || why == RV_MISMATCH || why == RV_EXPIRED) {
-            error = ", error=\"invalid_token\"";
-        }
-        else if (why == RV_MALFORMED) {
-            error = ", error=\"invalid_request\"";
-        }
         apr_table_setn(r->err_headers_out,
                        (PROXYREQ_PROXY == r->proxyreq) ? "Proxy-Authenticate"
                                                        : "WWW-Authenticate",
-                       apr_pstrcat(r->pool, "Bearer realm=\"",
-                                   realm ? realm : RV_DEFAULT_REALM, "\"",
-                                   error, NULL));
+                       rv_bearer_challenge(
+                           r->pool, realm ? realm : RV_DEFAULT_REALM, why));
     }
     /* An ErrorDocument given as a full URL makes httpd answer a 403 or 404
      * with a redirect, which a client may follow to a 200: the refusal
@@ -879,7 +821,7 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
 
     memcpy(st->digest, digest, RV_DIGEST_LEN);
     if (conf->strip != 0) {
-        apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
+        apr_table_unset(r->headers_in, RV_VTOKEN);
         /* Only our own secret goes: any other Authorization (an OAuth 2.0
          * access token that mod_oauth2 or mod_auth_openidc checks next,
          * Basic credentials) stays as it came. */
@@ -1118,7 +1060,7 @@ static int check_handshake(request_rec *r)
         return DECLINED;
     }
     return handshake_if_one(r, conf, mask_args(r),
-                            apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME),
+                            apr_table_get(r->headers_in, RV_VTOKEN),
                             apr_table_get(r->headers_in, "Authorization"));
 }
 
@@ -1137,7 +1079,7 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
 {
     const rv_req_state *prior = verdict_before(r);
     const char *auth = apr_table_get(r->headers_in, "Authorization");
-    const char *vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
+    const char *vtoken = apr_table_get(r->headers_in, RV_VTOKEN);
     const char *args = mask_args(r);
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
@@ -1412,7 +1354,7 @@ static apr_status_t lay_out(void)
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
         rv_token_counters *tc =
             APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        int slots = rv_tokenset_slots(tc->set), slot, row;
+        int slots = rv_tokenset_count(tc->set), slot, row;
 
         for (v = layout_servers, i = 0; v != NULL; v = v->next, i++) {
             if ((row = first_row(tc, v, i)) < 0) {
@@ -1482,7 +1424,7 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
         rv_token_counters *tc =
             APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        apr_size_t slots = (apr_size_t)rv_tokenset_slots(tc->set);
+        apr_size_t slots = (apr_size_t)rv_tokenset_count(tc->set);
         int all = tc->server == s; /* the main server's: everyone's */
 
         tc->stride = all ? (apr_uint32_t)slots : 0;
@@ -1532,7 +1474,7 @@ static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
     for (t = 0; registered != NULL && t < registered->nelts; t++) {
         rv_token_counters *tc =
             APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        int slots = rv_tokenset_slots(tc->set);
+        int slots = rv_tokenset_count(tc->set);
 
         for (v = s, i = 0; v != NULL; v = v->next, i++) {
             if (first_row(tc, v, i) < 0) {

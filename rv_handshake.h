@@ -37,4 +37,9 @@ int rv_hs_challenge_valid(const char *challenge);
  * "REDACTED", or NULL when there is none. */
 char *rv_hs_redact_query(apr_pool_t *p, const char *args);
 
+/* s (a request line or a URI) with every verification-token value in its
+ * query, from the first '?' to the first space or '#', replaced by
+ * "REDACTED"; s itself (no copy) when there is none. */
+char *rv_hs_redact_in(apr_pool_t *p, char *s);
+
 #endif /* RV_HANDSHAKE_H */

@@ -350,11 +350,6 @@ static const struct {
      "RedoxVerifyTokenLastAccepted", "Token last accepted", RV_READ_LATEST},
 };
 
-const char *rv_metric_name(rv_metric m)
-{
-    return metrics[m].name;
-}
-
 const char *rv_metric_label(rv_metric m)
 {
     return metrics[m].label;

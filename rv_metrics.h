@@ -137,8 +137,6 @@ typedef struct {
     const char *label;  /* the token NAME or the reason */
 } rv_series;
 
-/* redox_verify_requests_accepted_total, ... */
-const char *rv_metric_name(rv_metric m);
 /* "name" or "reason" */
 const char *rv_metric_label(rv_metric m);
 rv_read rv_metric_read(rv_metric m);

@@ -171,12 +171,38 @@ static void test_redact(void **state)
                         "verification-token=REDACTED");
 }
 
+/* The request line and the URI: only the query is masked, and nothing is
+ * copied when there is no token in it. */
+static void test_redact_in(void **state)
+{
+    char line[] = "GET /hook?challenge=c&verification-token=s3cret HTTP/1.1";
+    char plain[] = "GET /hook?challenge=c HTTP/1.1";
+    char path[] = "/verification-token/x?a=b";
+    char frag[] = "/h?verification-token=s#verification-token=f";
+    char uri[] = "/h?verification-token=s";
+
+    (void)state;
+    assert_null(rv_hs_redact_in(pool, NULL));
+    assert_ptr_equal(rv_hs_redact_in(pool, plain), plain);
+    assert_ptr_equal(rv_hs_redact_in(pool, path), path);
+    assert_string_equal(
+        rv_hs_redact_in(pool, line),
+        "GET /hook?challenge=c&verification-token=REDACTED HTTP/1.1");
+    assert_string_equal(rv_hs_redact_in(pool, frag),
+                        "/h?verification-token=REDACTED"
+                        "#verification-token=f");
+    assert_string_equal(rv_hs_redact_in(pool, uri),
+                        "/h?verification-token=REDACTED");
+    assert_string_equal(uri, "/h?verification-token=s");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body_ok),    cmocka_unit_test(test_body_refused),
         cmocka_unit_test(test_json_types), cmocka_unit_test(test_query),
         cmocka_unit_test(test_challenge),  cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_redact_in),
     };
     int failed;
 
