@@ -56,42 +56,6 @@ typedef struct {
     const char *exempted_from;
 } rv_dir_conf;
 
-/* What the module knows of a request.  The request the client sent (the
- * original: neither a sub-request nor an internal redirect) carries its
- * query as sent, before masking, and whether its verdict is counted yet.
- * Each request a verdict is made for records it and the scope
- * (per-directory configuration) it was made in: a request whose scope
- * changes afterwards, as a fast internal redirect by mod_dir or
- * mod_negotiation changes it, is checked again where it lands; an
- * internal redirect or sub-request of an accepted request is checked
- * against its own scope with the digest, since its headers are gone; the
- * ErrorDocument of a refused request keeps the refusal's status. */
-typedef enum {
-    RV_V_NONE = 0, /* no verdict yet */
-    RV_V_ACCEPTED, /* a token was accepted: name, digest */
-    RV_V_REFUSED,  /* denied, or a handshake refused: status */
-    RV_V_ANSWERED, /* a handshake answered: DONE */
-    RV_V_DEFERRED  /* a sub-request of a handshake-shaped request, which
-                    * the request that runs answers or refuses */
-} rv_verdict;
-
-typedef struct {
-    const rv_dir_conf *scope; /* where the verdict was made */
-    rv_verdict verdict;
-    int status;
-    const char *outcome; /* REDOX_VERIFY */
-    const char *name;    /* the accepted token's NAME, or NULL */
-    unsigned char digest[RV_DIGEST_LEN];
-    /* The original request: its query as sent, before masking (masked),
-     * and whether its verdict is counted yet. */
-    const char *args_as_sent;
-    int masked;
-    int counted;
-    /* This request was looked at as a handshake in this scope: its body,
-     * if any, is read. */
-    const rv_dir_conf *handshake_tried;
-} rv_req_state;
-
 /* Every scope's token set (rv_token_conf *, in pconf), registered by the
  * setter for the startup checks and the counters. */
 static apr_array_header_t *token_confs;
@@ -157,6 +121,10 @@ static void *create_rv_srv_config(apr_pool_t *p, server_rec *s)
     return apr_pcalloc(p, sizeof(rv_srv_conf));
 }
 
+/* Not a NULL merger: a VirtualHost with a directive of this module has a
+ * record of its own, which alone would not see a RedoxVerify On in the
+ * main server's sections (its requests would not be masked for the log,
+ * its counters not laid out). */
 static void *merge_rv_srv_config(apr_pool_t *p, void *basev, void *addv)
 {
     const rv_srv_conf *base = basev, *add = addv;
@@ -563,6 +531,42 @@ static APR_INLINE void count_token(const request_rec *r,
 
 /* ------------------------------------------------------------------ */
 /* What the module knows of a request                                  */
+
+/* What the module knows of a request.  The request the client sent (the
+ * original: neither a sub-request nor an internal redirect) carries its
+ * query as sent, before masking, and whether its verdict is counted yet.
+ * Each request a verdict is made for records it and the scope
+ * (per-directory configuration) it was made in: a request whose scope
+ * changes afterwards, as a fast internal redirect by mod_dir or
+ * mod_negotiation changes it, is checked again where it lands; an
+ * internal redirect or sub-request of an accepted request is checked
+ * against its own scope with the digest, since its headers are gone; the
+ * ErrorDocument of a refused request keeps the refusal's status. */
+typedef enum {
+    RV_V_NONE = 0, /* no verdict yet */
+    RV_V_ACCEPTED, /* a token was accepted: name, digest */
+    RV_V_REFUSED,  /* denied, or a handshake refused: status */
+    RV_V_ANSWERED, /* a handshake answered: DONE */
+    RV_V_DEFERRED  /* a sub-request of a handshake-shaped request, which
+                    * the request that runs answers or refuses */
+} rv_verdict;
+
+typedef struct {
+    const rv_dir_conf *scope; /* where the verdict was made */
+    rv_verdict verdict;
+    int status;
+    const char *outcome; /* REDOX_VERIFY */
+    const char *name;    /* the accepted token's NAME, or NULL */
+    unsigned char digest[RV_DIGEST_LEN];
+    /* The original request: its query as sent, before masking (masked),
+     * and whether its verdict is counted yet. */
+    const char *args_as_sent;
+    int masked;
+    int counted;
+    /* This request was looked at as a handshake in this scope: its body,
+     * if any, is read. */
+    const rv_dir_conf *handshake_tried;
+} rv_req_state;
 
 /* Set, with no allocation, on a request of a server where no verified
  * scope applies: the log hook tells it from a request that httpd refused

@@ -1,7 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE).
  *
- * rv_metrics: the counters of mod_redox_verify and their presentations,
- * free of request_rec so they can be unit-tested without a server.
+ * rv_metrics: the counters of mod_redox_verify, their plan (which series
+ * a configuration exports, where each is counted) and their
+ * presentations, free of request_rec so they can be unit-tested without a
+ * server.
  *
  * The counters live in anonymous APR shared memory that the parent
  * process maps before it forks the children, so every child of every MPM

@@ -1,5 +1,6 @@
 /* Unit tests of rv_metrics.c: the shared-memory counter store (across
- * processes, across segments, reset) and the renderings. */
+ * processes, across segments, reset), the renderings and the plan (the
+ * series of a configuration and their layout in the store). */
 
 #include <stdarg.h>
 #include <stddef.h>
