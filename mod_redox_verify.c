@@ -1049,9 +1049,8 @@ static int answer_handshake(request_rec *r, const rv_dir_conf *conf,
                             const char *args)
 {
     const char *token = NULL, *challenge = NULL, *why, *name;
-    unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
-    int slot = -1, counting;
+    int slot, counting;
 
     /* httpd gives HEAD the method number of GET: header_only tells it. */
     if (r->method_number == M_GET && !r->header_only) {
@@ -1079,19 +1078,8 @@ static int answer_handshake(request_rec *r, const rv_dir_conf *conf,
         return DECLINED;
     }
 
-    if (token == NULL || *token == '\0') {
-        outcome = rv_tokenset_count(conf->tokens) ? RV_MISSING : RV_NO_TOKENS;
-    }
-    else {
-        outcome = rv_check_token_slot(conf->tokens, token, strlen(token),
-                                      &slot, digest);
-    }
-    if (outcome == RV_OK) {
-        outcome = rv_check_expiry(conf->tokens, slot, r->request_time);
-    }
-    if (outcome == RV_OK && !rv_hs_challenge_valid(challenge)) {
-        outcome = RV_BAD_CHALLENGE;
-    }
+    outcome =
+        rv_hs_decide(conf->tokens, token, challenge, r->request_time, &slot);
     counting = first_verdict(r);
     if (counting && outcome == RV_OK) {
         count_token(r, conf, slot, RV_M_ANSWERED);

@@ -203,3 +203,23 @@ char *rv_hs_redact_in(apr_pool_t *p, char *s)
     }
     return apr_pstrcat(p, apr_pstrmemdup(p, s, q - s), masked, q + n, NULL);
 }
+
+rv_outcome rv_hs_decide(const rv_tokenset *s, const char *token,
+                        const char *challenge, apr_time_t now, int *slot)
+{
+    unsigned char digest[RV_DIGEST_LEN];
+    rv_outcome outcome;
+
+    *slot = -1;
+    if (token == NULL || *token == '\0') {
+        return rv_tokenset_count(s) ? RV_MISSING : RV_NO_TOKENS;
+    }
+    outcome = rv_check_token_slot(s, token, strlen(token), slot, digest);
+    if (outcome == RV_OK) {
+        outcome = rv_check_expiry(s, *slot, now);
+    }
+    if (outcome == RV_OK && !rv_hs_challenge_valid(challenge)) {
+        outcome = RV_BAD_CHALLENGE;
+    }
+    return outcome;
+}
