@@ -905,13 +905,8 @@ static void strip_inherited_env(request_rec *r, const rv_dir_conf *conf)
         const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
 
         for (i = 0; i < arr->nelts; i++) {
-            const char *k = e[i].key;
-
-            if (k != NULL && strncmp(k, "REDIRECT_", 9) == 0) {
-                k += 9;
-            }
-            if (k != NULL && strncmp(k, "HTTP_", 5) == 0
-                && rv_same_header(k + 5, conf->source_header)) {
+            if (e[i].key != NULL
+                && rv_env_names_header(e[i].key, conf->source_header)) {
                 apr_table_unset(r->subprocess_env, e[i].key);
                 i = -1; /* unset moved the entries: start over */
             }

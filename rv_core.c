@@ -978,3 +978,11 @@ const char *rv_bearer_challenge(apr_pool_t *p, const char *realm,
     }
     return apr_pstrcat(p, "Bearer realm=\"", realm, "\"", error, NULL);
 }
+
+int rv_env_names_header(const char *key, const char *name)
+{
+    if (strncmp(key, "REDIRECT_", 9) == 0) {
+        key += 9;
+    }
+    return strncmp(key, "HTTP_", 5) == 0 && rv_same_header(key + 5, name);
+}

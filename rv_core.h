@@ -151,6 +151,10 @@ const char *rv_bearer_challenge(apr_pool_t *p, const char *realm,
 /* Header names that a backend may take for the same: case aside, CGI-style
  * environments (HTTP_X_REDOX_SOURCE) read '_' and '-' alike. */
 int rv_same_header(const char *a, const char *b);
+/* Is key a CGI-style environment name of header name: HTTP_ and the name
+ * (rv_same_header), perhaps behind the REDIRECT_ that httpd puts before
+ * the copies an internal redirect makes? */
+int rv_env_names_header(const char *key, const char *name);
 /* A comma-separated header value (Connection) without the elements that
  * name the header name (rv_same_header): list itself when none does, NULL
  * when nothing is left. */

@@ -943,6 +943,24 @@ static void test_bearer_challenge(void **state)
                         "Bearer realm=\"Hooks\"");
 }
 
+/* The environment names a request header reaches a CGI or SSI page by. */
+static void test_env_names_header(void **state)
+{
+    (void)state;
+    assert_true(rv_env_names_header("HTTP_X_REDOX_SOURCE", "X-Redox-Source"));
+    assert_true(
+        rv_env_names_header("REDIRECT_HTTP_X_REDOX_SOURCE", "x-redox-source"));
+    assert_true(rv_env_names_header("HTTP_X-REDOX_SOURCE", "X-Redox-Source"));
+    assert_false(rv_env_names_header("X_REDOX_SOURCE", "X-Redox-Source"));
+    assert_false(rv_env_names_header("REDIRECT_REDIRECT_HTTP_X_REDOX_SOURCE",
+                                     "X-Redox-Source"));
+    assert_false(
+        rv_env_names_header("HTTP_X_REDOX_SOURCES", "X-Redox-Source"));
+    assert_false(rv_env_names_header("HTTP_", "X-Redox-Source"));
+    assert_false(rv_env_names_header("REDIRECT_", "X-Redox-Source"));
+    assert_false(rv_env_names_header("", "X-Redox-Source"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -978,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_chars_valid),
         cmocka_unit_test(test_directive_keywords),
         cmocka_unit_test(test_bearer_challenge),
+        cmocka_unit_test(test_env_names_header),
     };
     char rm[64];
     int failed;
