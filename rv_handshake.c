@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include <jansson.h>
