@@ -41,8 +41,9 @@ WARN      = -Wall -Wextra
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 
-SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c rv_metrics.c
-HDRS      = rv_core.h rv_handshake.h rv_metrics.h
+SRCS      = mod_redox_verify.c mod_redox_verify_status.c rv_core.c \
+            rv_handshake.c rv_metrics.c
+HDRS      = mod_redox_verify.h rv_core.h rv_handshake.h rv_metrics.h
 MODULE    = .libs/mod_redox_verify.so
 MANPAGE   = build/man/redox_verify.5
 PROBE     = probe/redox-verify-probe

@@ -9,6 +9,7 @@ targets and the package file they name, and bench/README.md against
 bench/run.py."""
 
 import hashlib
+import glob
 import os
 import re
 import subprocess
@@ -453,20 +454,28 @@ def test_rv_docs_token_one_liners_give_the_digest(doc_text, tmp_path):
 
 
 def handler_names():
-    """The handler names mod_redox_verify.c answers (r->handler compared
-    with a literal or a macro of one)."""
-    with open(os.path.join(TOP, "mod_redox_verify.c"), encoding="utf-8") as f:
-        src = f.read()
-    macros = dict(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"', src, re.M))
+    """The handler names the module's glue files (mod_redox_verify*.c)
+    answer (r->handler compared with a literal or a macro of one defined
+    in the same file)."""
+    sources = sorted(glob.glob(os.path.join(TOP, "mod_redox_verify*.c")))
+    assert sources, "no mod_redox_verify*.c in " + TOP
     names = set()
-    for ref in re.findall(r"\bstr(?:case)?cmp\(\s*r->handler\s*,\s*"
-                          r"(\w+|\"[^\"]*\")\s*\)", src):
-        assert ref.startswith('"') or ref in macros, \
-            "cannot resolve handler name " + ref
-        names.add(ref.strip('"') if ref.startswith('"') else macros[ref])
-    assert "r->handler" not in src or names, \
-        "mod_redox_verify.c looks at r->handler in a way this test does " \
-        "not understand; teach handler_names()"
+    for path in sources:
+        with open(path, encoding="utf-8") as f:
+            src = f.read()
+        macros = dict(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"', src,
+                                 re.M))
+        found = set()
+        for ref in re.findall(r"\bstr(?:case)?cmp\(\s*r->handler\s*,\s*"
+                              r"(\w+|\"[^\"]*\")\s*\)", src):
+            assert ref.startswith('"') or ref in macros, \
+                "%s: cannot resolve handler name %s" % (path, ref)
+            found.add(ref.strip('"') if ref.startswith('"')
+                      else macros[ref])
+        assert "r->handler" not in src or found, \
+            "%s looks at r->handler in a way this test does not " \
+            "understand; teach handler_names()" % os.path.basename(path)
+        names |= found
     return names
 
 
