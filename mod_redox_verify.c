@@ -121,10 +121,12 @@ static void *create_rv_srv_config(apr_pool_t *p, server_rec *s)
     return apr_pcalloc(p, sizeof(rv_srv_conf));
 }
 
-/* Not a NULL merger: a VirtualHost with a directive of this module has a
- * record of its own, which alone would not see a RedoxVerify On in the
- * main server's sections (its requests would not be masked for the log,
- * its counters not laid out). */
+/* Not a NULL merger: a VirtualHost's record alone would not see a
+ * RedoxVerify On in the main server's sections (its requests would not be
+ * masked for the log, its counters not laid out).  The module is flagged
+ * AP_MODULE_FLAG_ALWAYS_MERGE, so every VirtualHost gets a record of its
+ * own, also one with no directive of this module: the record holds the
+ * server's counters, which must not be shared with the main server. */
 static void *merge_rv_srv_config(apr_pool_t *p, void *basev, void *addv)
 {
     const rv_srv_conf *base = basev, *add = addv;
@@ -1373,11 +1375,11 @@ static void register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(redox_verify) = {
     STANDARD20_MODULE_STUFF,
-    create_rv_dir_config, /* per-directory config creator */
-    merge_rv_dir_config,  /* per-directory config merger */
-    create_rv_srv_config, /* server config creator */
-    merge_rv_srv_config,  /* server config merger */
-    redox_verify_cmds,    /* command table */
-    register_hooks,       /* set up the hooks */
-    AP_MODULE_FLAG_NONE   /* flags */
+    create_rv_dir_config,       /* per-directory config creator */
+    merge_rv_dir_config,        /* per-directory config merger */
+    create_rv_srv_config,       /* server config creator */
+    merge_rv_srv_config,        /* server config merger */
+    redox_verify_cmds,          /* command table */
+    register_hooks,             /* set up the hooks */
+    AP_MODULE_FLAG_ALWAYS_MERGE /* a record per server: see the merger */
 };
