@@ -888,30 +888,27 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
 }
 
 /* A sub-request starts with a copy of its parent's environment, and an
- * internal redirect with REDIRECT_ copies of it: a parent outside any
- * verified scope (an SSI page including a verified URL, a CGI redirecting
- * to one) has the token headers there in CGI form (HTTP_VERIFICATION_TOKEN).
- * A request that runs in a verified scope gets none of them. */
+ * internal redirect with REDIRECT_ copies of it (REDIRECT_REDIRECT_ after
+ * two hops, and so on): a parent outside any verified scope (an SSI page
+ * including a verified URL, a CGI redirecting to one) has the token
+ * headers there in CGI form (HTTP_VERIFICATION_TOKEN).  A request that
+ * runs in a verified scope gets none of them. */
 static void strip_inherited_env(request_rec *r, const rv_dir_conf *conf)
 {
-    static const char *const names[] = {
-        "HTTP_VERIFICATION_TOKEN", "REDIRECT_HTTP_VERIFICATION_TOKEN",
-        "HTTP_AUTHORIZATION", "REDIRECT_HTTP_AUTHORIZATION"};
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     int i;
 
-    for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
-        apr_table_unset(r->subprocess_env, names[i]);
-    }
-    if (conf->source_header) {
-        const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
-        const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    for (i = 0; i < arr->nelts; i++) {
+        const char *key = e[i].key;
 
-        for (i = 0; i < arr->nelts; i++) {
-            if (e[i].key != NULL
-                && rv_env_names_header(e[i].key, conf->source_header)) {
-                apr_table_unset(r->subprocess_env, e[i].key);
-                i = -1; /* unset moved the entries: start over */
-            }
+        if (key != NULL
+            && (rv_env_names_header(key, RV_VTOKEN)
+                || rv_env_names_header(key, "Authorization")
+                || (conf->source_header
+                    && rv_env_names_header(key, conf->source_header)))) {
+            apr_table_unset(r->subprocess_env, key);
+            i = -1; /* unset moved the entries: start over */
         }
     }
 }

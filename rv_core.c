@@ -981,7 +981,7 @@ const char *rv_bearer_challenge(apr_pool_t *p, const char *realm,
 
 int rv_env_names_header(const char *key, const char *name)
 {
-    if (strncmp(key, "REDIRECT_", 9) == 0) {
+    while (strncmp(key, "REDIRECT_", 9) == 0) {
         key += 9;
     }
     return strncmp(key, "HTTP_", 5) == 0 && rv_same_header(key + 5, name);

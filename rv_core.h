@@ -152,8 +152,8 @@ const char *rv_bearer_challenge(apr_pool_t *p, const char *realm,
  * environments (HTTP_X_REDOX_SOURCE) read '_' and '-' alike. */
 int rv_same_header(const char *a, const char *b);
 /* Is key a CGI-style environment name of header name: HTTP_ and the name
- * (rv_same_header), perhaps behind the REDIRECT_ that httpd puts before
- * the copies an internal redirect makes? */
+ * (rv_same_header), perhaps behind REDIRECT_ prefixes?  httpd puts one
+ * before the copies an internal redirect makes, one more for each hop. */
 int rv_env_names_header(const char *key, const char *name);
 /* A comma-separated header value (Connection) without the elements that
  * name the header name (rv_same_header): list itself when none does, NULL

@@ -952,8 +952,14 @@ static void test_env_names_header(void **state)
         rv_env_names_header("REDIRECT_HTTP_X_REDOX_SOURCE", "x-redox-source"));
     assert_true(rv_env_names_header("HTTP_X-REDOX_SOURCE", "X-Redox-Source"));
     assert_false(rv_env_names_header("X_REDOX_SOURCE", "X-Redox-Source"));
-    assert_false(rv_env_names_header("REDIRECT_REDIRECT_HTTP_X_REDOX_SOURCE",
+    assert_true(rv_env_names_header("REDIRECT_REDIRECT_HTTP_X_REDOX_SOURCE",
+                                    "X-Redox-Source"));
+    assert_true(rv_env_names_header(
+        "REDIRECT_REDIRECT_REDIRECT_HTTP_VERIFICATION_TOKEN", RV_VTOKEN));
+    assert_false(rv_env_names_header("REDIRECT_REDIRECT_X_REDOX_SOURCE",
                                      "X-Redox-Source"));
+    assert_false(rv_env_names_header(
+        "REDIRECT_HTTP_REDIRECT_HTTP_AUTHORIZATION", "Authorization"));
     assert_false(
         rv_env_names_header("HTTP_X_REDOX_SOURCES", "X-Redox-Source"));
     assert_false(rv_env_names_header("HTTP_", "X-Redox-Source"));
