@@ -52,7 +52,7 @@ STATIC = ('{"status":"ok","source":"mod_redox_verify native bench"}'
 FULL = dict(warmup=1, batches=5, n=1)
 QUICK = dict(warmup=1, batches=1, n=1)
 
-# key: (server, path, token, status, what it is)
+# (key, server, path, token, status, what it is)
 SCENARIOS = [
     ('base', 'plain', '/open/static.txt', 'tok1', 200,
      'no access control (module not loaded)'),
@@ -143,17 +143,9 @@ def child_of(pid, timeout=30):
     (the listener last)."""
     end = time.time() + timeout
     while time.time() < end:
-        kids = []
-        for d in os.listdir('/proc'):
-            if not d.isdigit():
-                continue
-            try:
-                with open('/proc/%s/stat' % d) as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(')') + 2:].split()[1]) == pid:
-                kids.append(int(d))
+        # the parent is single-threaded: its one task's children are all
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+            kids = [int(k) for k in f.read().split()]
         if len(kids) == 1:
             try:
                 if len(os.listdir('/proc/%d/task' % kids[0])) >= 6:
