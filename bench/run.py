@@ -41,6 +41,7 @@ import uuid
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'tests', 'integration'))
 import rvports  # noqa: E402  (the port allocator of every test harness)
+import native  # noqa: E402  (bench/native.py: the native phase)
 
 OUT = os.path.join(TOP, 'bench', 'out')
 MODULE = os.path.join(TOP, '.libs', 'mod_redox_verify.so')
@@ -1358,11 +1359,15 @@ def main():
                     help='a smoke run for CI: every path, short runs')
     ap.add_argument('--rounds', type=int, help='alternating rounds')
     ap.add_argument('--duration', type=int, help='seconds per wrk run')
-    ap.add_argument('--phases', default='load,callgrind,micro,startup',
+    ap.add_argument('--phases', default='load,callgrind,micro,startup,native',
                     help='which measurements to take (comma-separated)')
     ap.add_argument('--keep', action='store_true',
                     help='keep the generated server roots')
+    ap.add_argument('--native', action='store_true',
+                    help='only the native phase (bench/native.py)')
     args = ap.parse_args()
+    if args.native:
+        sys.exit(native.main(args.quick))
     for tool in ('apache2', 'wrk', 'valgrind', 'taskset'):
         if shutil.which(tool) is None:
             raise SystemExit('bench: %s is missing (make bench installs it)'
@@ -1382,6 +1387,8 @@ def main():
         b.run()
     finally:
         b.cleanup()
+    if 'native' in args.phases.split(','):
+        native.main(args.quick, required=False)
 
 
 if __name__ == '__main__':
