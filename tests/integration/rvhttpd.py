@@ -94,6 +94,82 @@ LOG_LEVEL = os.environ.get("RV_LOGLEVEL") or "info redox_verify:trace8"
 # failing, so it is generous for a slow or loaded machine.
 WAIT = 60
 
+# The names and values every harness sends and expects.
+TOKEN_HEADER = "verification-token"
+AUTH_HEADER = "Authorization"
+DENIED = "redox_verify: denied "        # the module's denial log line
+# Capacity notices of a server kept busy on purpose (all workers busy; the
+# event MPM's earlier "idle workers within MinSpareThreads of the limit"):
+# allowed in the error log of a load run, never a failure of the module.
+CAPACITY_NOTICES = [r"AH00484: server reached MaxRequestWorkers",
+                    r"AH10159: server is within MinSpareThreads"]
+
+
+def wait_for(predicate, timeout=WAIT, what="the condition"):
+    """predicate()'s first true value, polling; fails after timeout."""
+    value = wait_until(predicate, timeout)
+    assert value, "timed out waiting for " + what
+    return value
+
+
+def wait_until(predicate, timeout=WAIT, interval=0.05):
+    """predicate()'s first true value, polling until timeout; None (falsy)
+    if it never came.  The timeout only bounds a failing wait."""
+    deadline = time.time() + timeout
+    while True:
+        got = predicate()
+        if got or time.time() >= deadline:
+            return got
+        time.sleep(interval)
+
+
+def port_open(port, timeout=0.5):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(port, timeout=WAIT, proc=None):
+    """True once 127.0.0.1:port accepts a connection; False after timeout
+    or once proc (a Popen) has exited."""
+    def ready():
+        if proc is not None and proc.poll() is not None:
+            return "exited"
+        return port_open(port) and "open"
+    return wait_until(ready, timeout) == "open"
+
+
+def children_of(ppid):
+    """The live (not zombie) child processes of ppid, sorted."""
+    if not ppid:
+        return []
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == ppid and fields[0] != "Z":
+            out.append(int(d))
+    return sorted(out)
+
+
+def httpd_env(extra=None):
+    """The environment httpd runs with: ours, extra, and RV_HTTPD_PRELOAD
+    as LD_PRELOAD (httpd only, never the test process)."""
+    env = dict(os.environ)
+    env.update(extra or {})
+    pre = os.environ.get("RV_HTTPD_PRELOAD")
+    if pre:
+        env["LD_PRELOAD"] = pre
+    return env
+
+
 # ---------------------------------------------------------------------------
 # secrets bookkeeping: every token the suite configures or sends is
 # registered here, and the final test greps every log for all of them.
@@ -291,6 +367,32 @@ def http_request(port, path, host="localhost", headers=(), method="GET", body=No
             watch.close()
 
 
+def recv_until(sock, data=b"", stop=None, closes=(), timeout_ends=False):
+    """The raw HTTP reader of every harness: appends what sock receives to
+    data until the peer closes it (recv() returns nothing, or one of the
+    exceptions `closes` is raised) or stop(data) holds.  Returns (data,
+    closed).  A socket timeout ends the read with closed False when
+    timeout_ends, else it is raised."""
+    try:
+        while not (stop and stop(data)):
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, True
+            data += chunk
+        return data, False
+    except socket.timeout:
+        if not timeout_ends:
+            raise
+        return data, False
+    except closes:
+        return data, True
+
+
+def read_until_close(sock, data=b"", closes=()):
+    """data and everything sock receives until the peer closes it."""
+    return recv_until(sock, data, closes=closes)[0]
+
+
 def wait_closed(sock):
     """Reads (and drops) what else comes until the server closes sock.
 
@@ -300,10 +402,7 @@ def wait_closed(sock):
     request's access-log line and every error-log line of it are in the
     logs.  Fails if the server does not close within the socket's timeout."""
     try:
-        while sock.recv(65536):
-            pass
-    except ConnectionResetError:
-        pass
+        read_until_close(sock, closes=(ConnectionResetError,))
     except socket.timeout:
         raise AssertionError("the server kept the connection open after the answer to a "
                              "Connection: close request")
@@ -496,10 +595,14 @@ class Httpd:
     Tests read the ports from .port/.ports after start(): a start that met
     a port taken by a process outside rvports retries on new ones."""
 
-    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event", lean=False):
+    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event", lean=False,
+                 root=None, launcher=()):
+        """root: the server root (default GEN_DIR/name); launcher: a
+        command the apache2 runs go through (taskset -c 0, say)."""
         require_module()
         self.name = name
-        self.root = GEN_DIR / name
+        self.root = Path(root) if root else GEN_DIR / name
+        self.launcher = list(launcher)
         if self.root.exists():
             shutil.rmtree(self.root)
         for d in ("conf", "logs", "run", "htdocs"):
@@ -532,18 +635,36 @@ class Httpd:
     def write(self, rel, text, mode=0o644):
         return write_file(self.root / rel, text, mode)
 
+    def global_conf(self):
+        """The configuration before write_conf's body (a subclass with
+        another global part overrides this)."""
+        return global_conf(self.root, self.ports, mpm=self.mpm, lean=self.lean)
+
     def write_conf(self, body):
-        write_file(self.conf, global_conf(self.root, self.ports, mpm=self.mpm,
-                                          lean=self.lean) + body)
+        write_file(self.conf, self.global_conf() + body)
 
     # -- process control -------------------------------------------------------
     def _env(self):
-        env = dict(os.environ)
-        env.update(self.env)
-        pre = os.environ.get("RV_HTTPD_PRELOAD")
-        if pre:
-            env["LD_PRELOAD"] = pre
-        return env
+        return httpd_env(self.env)
+
+    def apachectl(self, action, check=False):
+        """apache2 -k action on this root's configuration (its output
+        saved to logs/<action>.out); the CompletedProcess."""
+        proc = subprocess.run(self.launcher + [APACHE, "-f", str(self.conf), "-k", action],
+                              env=self._env(), capture_output=True, text=True, timeout=60)
+        self._save_output(action, proc)
+        assert not check or proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    def restart(self, how="graceful", timeout=WAIT):
+        """apache2 -k graceful|restart, then waits for the new generation."""
+        before = self.generations()
+        self.apachectl(how, check=True)
+        wait_for(lambda: self.generations() > before, timeout,
+                 "a new generation:\n" + self.error_log_tail())
+
+    def children(self):
+        return children_of(self.pid())
 
     def _save_output(self, tag, proc):
         out = "$ %s\nrc=%s\n--- stdout\n%s\n--- stderr\n%s\n" % (
@@ -574,11 +695,8 @@ class Httpd:
         up_before = self.generations()
         for attempt in range(START_ATTEMPTS):
             make_readable_tree(self.root)
-            proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
-                                  env=self._env(), capture_output=True, text=True,
-                                  timeout=60)
+            proc = self.apachectl("start")
             self.start_output = proc.stdout + proc.stderr
-            self._save_output("start", proc)
             if proc.returncode == 0:
                 break
             if attempt + 1 == START_ATTEMPTS or not self._move_off_taken_ports():
@@ -587,12 +705,9 @@ class Httpd:
                                       self.error_log_tail()))
         RUNNING.append(self)
         self.started = True
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if (self.pid() and self.generations() > up_before
-                    and all(self._port_open(p) for p in self.ports)):
-                return self
-            time.sleep(0.05)
+        if wait_until(lambda: (self.pid() and self.generations() > up_before
+                               and all(port_open(p) for p in self.ports)), timeout):
+            return self
         self.stop(check=False)
         raise RuntimeError("httpd %s did not come up:\n%s" % (self.name, self.error_log_tail()))
 
@@ -613,24 +728,11 @@ class Httpd:
         self.conf.write_text(text)
         return True
 
-    @staticmethod
-    def _port_open(port):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
     def stop(self, check=True, timeout=WAIT):
         pid = self.pid()
-        proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "stop"],
-                              env=self._env(), capture_output=True, text=True, timeout=60)
-        self._save_output("stop", proc)
+        self.apachectl("stop")
         if pid:
-            deadline = time.time() + timeout
-            while time.time() < deadline and _alive(pid):
-                time.sleep(0.05)
-            if _alive(pid):
+            if not wait_until(lambda: not _alive(pid), timeout):
                 os.kill(pid, signal.SIGKILL)
         if self in RUNNING:
             RUNNING.remove(self)
@@ -663,22 +765,15 @@ class Httpd:
     def error_lines(self, needle, timeout=WAIT, want=1):
         """Error-log lines containing needle, polling until want of them
         are there (or timeout: then fewer)."""
-        deadline = time.time() + timeout
-        while True:
-            lines = [l for l in self.error_log_text().splitlines() if needle in l]
-            if len(lines) >= want or time.time() > deadline:
-                return lines
-            time.sleep(0.05)
+        def lines():
+            return [l for l in self.error_log_text().splitlines() if needle in l]
+        wait_until(lambda: len(lines()) >= want, timeout)
+        return lines()
 
     def access_lines(self, needle, timeout=WAIT, log=None):
         """Lines of the access log (or of the server root's file log)
         containing needle, polling until one shows up or timeout."""
-        deadline = time.time() + timeout
-        while True:
-            lines = self._log_lines(log, needle)
-            if lines or time.time() > deadline:
-                return lines
-            time.sleep(0.05)
+        return wait_until(lambda: self._log_lines(log, needle), timeout)
 
     def _log_lines(self, log, needle):
         path = self.path(log) if log else self.access_log
@@ -782,10 +877,7 @@ def cleanup_stale(gen_dir=GEN_DIR):
             continue
         if str(pidfile.parent.parent) in cmd and _alive(pid):
             os.kill(pid, signal.SIGTERM)
-            deadline = time.time() + 10
-            while time.time() < deadline and _alive(pid):
-                time.sleep(0.05)
-            if _alive(pid):
+            if not wait_until(lambda: not _alive(pid), 10):
                 os.kill(pid, signal.SIGKILL)
     shutil.rmtree(gen_dir, ignore_errors=True)
 
@@ -820,12 +912,8 @@ def config_test(name, body, env=None, files=None):
     rvports.release(port)
     write_file(conf, global_conf(root, [port]) + body.replace("@ROOT@", str(root)))
     make_readable_tree(root)
-    e = dict(os.environ)
-    e.update(env or {})
-    pre = os.environ.get("RV_HTTPD_PRELOAD")
-    if pre:
-        e["LD_PRELOAD"] = pre
-    proc = subprocess.run([APACHE, "-t", "-f", str(conf)], env=e, capture_output=True,
+    proc = subprocess.run([APACHE, "-t", "-f", str(conf)], env=httpd_env(env),
+                          capture_output=True,
                           text=True, timeout=60)
     out = proc.stdout + proc.stderr
     write_file(root / "logs" / "configtest.out", "rc=%d\n%s" % (proc.returncode, out))

@@ -18,7 +18,6 @@ import json
 import math
 import re
 import subprocess
-import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -194,26 +193,12 @@ def generations(h):
 
 def restart(h, how="graceful", timeout=rvhttpd.WAIT):
     """apache2 -k graceful|restart, then waits for the new generation."""
-    before = generations(h)
-    proc = subprocess.run([rvhttpd.APACHE, "-f", str(h.conf), "-k", how],
-                          env=h._env(), capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    deadline = time.time() + timeout
-    while generations(h) == before:
-        assert time.time() < deadline, "no new generation:\n" + h.error_log_tail()
-        time.sleep(0.05)
+    h.restart(how, timeout)
 
 
-def wait_for(fn, timeout=rvhttpd.WAIT, what="condition"):
-    """Polls fn() until it returns a true value (old children may still
-    answer a scrape for a moment after a restart)."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.1)
+# Polls until a true value (old children may still answer a scrape for a
+# moment after a restart).
+wait_for = rvhttpd.wait_for
 
 
 def _pid_lines(h, log="logs/pid.log"):

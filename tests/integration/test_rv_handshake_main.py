@@ -136,12 +136,7 @@ def _dechunk(data):
 
 
 def _read_head(s, buf):
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    return buf
+    return rvhttpd.recv_until(s, buf, stop=lambda d: b"\r\n\r\n" in d)[0]
 
 
 def send(srv, method, path, host=A, headers=(), body=None, chunks=None, expect=False):
@@ -187,14 +182,7 @@ def send(srv, method, path, host=A, headers=(), body=None, chunks=None, expect=F
             # else: a final answer without 100: the body is never sent
         else:
             s.sendall(payload)
-        try:
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                buf += d
-        except ConnectionResetError:
-            pass
+        buf = rvhttpd.read_until_close(s, buf, closes=(ConnectionResetError,))
     status, hdrs, rest = _split_head(buf)
     while 100 <= status < 200:
         interim.append(status)
@@ -672,12 +660,7 @@ def pipeline(srv, data):
     before = len(srv.backend.records)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=rvhttpd.WAIT) as s:
         s.sendall(data)
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
+        buf = rvhttpd.read_until_close(s)
     with srv.backend.lock:
         new = list(srv.backend.records[before:])
     return _responses(buf), new

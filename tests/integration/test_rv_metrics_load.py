@@ -130,12 +130,7 @@ def _held_in_two_children(h, n):
         for s in socks:
             s.sendall(b"\r\n")
         for s in socks:
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = rvhttpd.read_until_close(s)
             assert data.startswith(b"HTTP/1.1 200 "), data[:200]
     finally:
         for s in socks:

@@ -124,12 +124,7 @@ def test_rv_metrics_restart_graceful_counts_request_in_flight(rs):
         rvhttpd.wait_accepted(s)            # a child is reading the headers
         rvmetrics.restart(rs, "graceful")
         s.sendall(b"\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = rvhttpd.read_until_close(s)
     finally:
         s.close()
     assert data.startswith(b"HTTP/1.1 200"), data[:200]

@@ -149,12 +149,7 @@ def request(site, method, path, headers=(), body=b"", content_length=None,
                                             else content_length)]
             head += ["%s: %s" % kv for kv in headers]
             t.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-            data = b""
-            while True:
-                chunk = t.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = rvhttpd.read_until_close(t)
             cipher = t.cipher()[0]
     status = int(data.split(b" ", 2)[1])
     return status, data.partition(b"\r\n\r\n")[2], cipher
