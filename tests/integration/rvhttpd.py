@@ -61,9 +61,10 @@ STOCK_MODULES = [
 ]
 
 # The MPM a generated server runs, with small limits suited to tests.
+MPM_MODULE = {"event": ("mpm_event_module", "mod_mpm_event.so"),
+              "prefork": ("mpm_prefork_module", "mod_mpm_prefork.so")}
 MPM_CONF = {
     "event": [
-        'LoadModule mpm_event_module "%s"' % (MODDIR / "mod_mpm_event.so"),
         "StartServers 1",
         "ServerLimit 2",
         "ThreadsPerChild 16",
@@ -72,7 +73,6 @@ MPM_CONF = {
         "MaxRequestWorkers 32",
     ],
     "prefork": [
-        'LoadModule mpm_prefork_module "%s"' % (MODDIR / "mod_mpm_prefork.so"),
         "StartServers 1",
         "MinSpareServers 1",
         "MaxSpareServers 8",
@@ -334,13 +334,14 @@ class Response(HeaderAccess):
 
 
 def http_request(port, path, host="localhost", headers=(), method="GET", body=None,
-                 timeout=WAIT):
+                 timeout=WAIT, source=None):
     """Send one request; headers is a list of (name, value) pairs sent as-is
     and in order (duplicates allowed, value may be bytes).  Returns once the
     server has closed the connection (Connection: close): httpd does that
     only after the request is over and logged, so its log lines are all
-    there (see wait_closed)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    there (see wait_closed).  source: the local address to send from."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     watch = None
     try:
         conn.connect()
@@ -365,6 +366,25 @@ def http_request(port, path, host="localhost", headers=(), method="GET", body=No
         conn.close()
         if watch is not None:
             watch.close()
+
+
+class KeepAlive:
+    """Requests one after another on one keep-alive connection, sent as
+    http.client sends them (Host: 127.0.0.1:port, Accept-Encoding:
+    identity, Content-Length with a body): what the bench's callgrind runs
+    measure."""
+
+    def __init__(self, port, timeout=WAIT):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def send(self, method, path, headers=None, body=None):
+        self.conn.request(method, path, body=body, headers=dict(headers or {}))
+        resp = self.conn.getresponse()
+        data = record_response(resp.read())
+        return Response(resp.status, resp.getheaders(), data, None, path)
+
+    def close(self):
+        self.conn.close()
 
 
 def recv_until(sock, data=b"", stop=None, closes=(), timeout_ends=False):
@@ -536,7 +556,13 @@ def require_module():
 LEAN_MODULES = ("authz_core_module", "mime_module", "proxy_module", "proxy_http_module")
 
 
-def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
+def server_conf(root, ports, modules, loglevel=None, log_format=LOG_FORMAT,
+                admin="root@localhost"):
+    """The lines every generated httpd.conf starts with (the config
+    builder's head): the server root with its run/ and logs/, Listen on
+    each loopback port, LoadModule for each (name, file) in modules (a
+    file name without a directory is in MODDIR), User/Group www-data as
+    root, the error log and an access log in log_format."""
     root = Path(root)
     lines = [
         'ServerRoot "%s"' % root,
@@ -544,27 +570,31 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
         'PidFile "%s/run/httpd.pid"' % root,
         'Mutex file:%s/run default' % root,
         'ServerName localhost',
-        'ServerAdmin root@localhost',
     ]
-    for p in ports:
-        lines.append("Listen 127.0.0.1:%d" % p)
-    lines.append(MPM_CONF[mpm][0])
-    for name, so in STOCK_MODULES:
-        if not lean or name in LEAN_MODULES:
-            lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
-    lines.append('LoadModule redox_verify_module "%s"' % MODULE)
-    if user and os.geteuid() == 0:
+    if admin:
+        lines.append("ServerAdmin " + admin)
+    lines += ["Listen 127.0.0.1:%d" % p for p in ports]
+    lines += ['LoadModule %s "%s"' % (name, MODDIR / so) for name, so in modules]
+    if os.geteuid() == 0:
         lines += ["User www-data", "Group www-data"]
     lines += [
         'ErrorLog "%s/logs/error.log"' % root,
         "LogLevel %s" % (loglevel or LOG_LEVEL),
-        'LogFormat "%s" rvfmt' % LOG_FORMAT,
+        'LogFormat "%s" rvfmt' % log_format,
         'CustomLog "%s/logs/access.log" rvfmt' % root,
         "TypesConfig /etc/mime.types",
     ]
+    return lines
+
+
+def global_conf(root, ports, loglevel=None, mpm="event", lean=False):
+    root = Path(root)
+    modules = [MPM_MODULE[mpm]] + [m for m in STOCK_MODULES
+                                   if not lean or m[0] in LEAN_MODULES]
+    lines = server_conf(root, ports, modules + [("redox_verify_module", MODULE)], loglevel)
     if not lean:
         lines.append('ScriptSock "%s/run/cgid.sock"' % root)
-    lines += MPM_CONF[mpm][1:]
+    lines += MPM_CONF[mpm]
     lines += [
         "Timeout 15",
         "ProxyTimeout 10",
