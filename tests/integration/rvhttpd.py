@@ -595,9 +595,14 @@ def global_conf(root, ports, loglevel=None, mpm="event", lean=False):
     if not lean:
         lines.append('ScriptSock "%s/run/cgid.sock"' % root)
     lines += MPM_CONF[mpm]
-    lines += [
-        "Timeout 15",
-        "ProxyTimeout 10",
+    lines += ["Timeout 15", "ProxyTimeout 10"] + site_conf(root) + [""]
+    return "\n".join(lines) + "\n"
+
+
+def site_conf(root):
+    """Keep-alive, no lookups, and the server root's htdocs/ the only
+    place granted."""
+    return [
         "KeepAlive On",
         "HostnameLookups Off",
         'DocumentRoot "%s/htdocs"' % root,
@@ -608,9 +613,7 @@ def global_conf(root, ports, loglevel=None, mpm="event", lean=False):
         '<Directory "%s/htdocs">' % root,
         "    Require all granted",
         "</Directory>",
-        "",
     ]
-    return "\n".join(lines) + "\n"
 
 
 # apache2 -k start output when a Listen port is taken.
@@ -900,16 +903,22 @@ def cleanup_stale(gen_dir=GEN_DIR):
     if not gen_dir.exists():
         return
     for pidfile in gen_dir.glob("*/run/httpd.pid"):
-        try:
-            pid = int(pidfile.read_text().strip())
-            cmd = Path("/proc/%d/cmdline" % pid).read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
-            continue
-        if str(pidfile.parent.parent) in cmd and _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            if not wait_until(lambda: not _alive(pid), 10):
-                os.kill(pid, signal.SIGKILL)
+        stop_stale(pidfile.parent.parent)
     shutil.rmtree(gen_dir, ignore_errors=True)
+
+
+def stop_stale(root):
+    """Stops an httpd that an interrupted earlier run left on server root
+    root (its run/httpd.pid, its command line naming root)."""
+    try:
+        pid = int((Path(root) / "run" / "httpd.pid").read_text().strip())
+        cmd = Path("/proc/%d/cmdline" % pid).read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return
+    if str(root) in cmd and _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        if not wait_until(lambda: not _alive(pid), 10):
+            os.kill(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------

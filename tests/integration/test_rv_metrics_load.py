@@ -39,10 +39,9 @@ def _server(mpm, backend):
         T[k] = new_token()
     # the load is meant to keep every worker busy: httpd may say so (AH00484,
     # or the event MPM's earlier AH10159)
-    h = rvhttpd.Httpd("metrics-load-" + mpm, mpm=mpm, allowed=rvmetrics.ALLOWED + [
-        r"AH00484: server reached MaxRequestWorkers",
-        r"AH10159: server is within MinSpareThreads",
-        r"\[redox_verify:warn\].*RedoxVerificationToken old \(.*\) expired at"])
+    h = rvhttpd.Httpd("metrics-load-" + mpm, mpm=mpm, allowed=rvmetrics.ALLOWED
+                      + rvhttpd.CAPACITY_NOTICES + [
+                          r"\[redox_verify:warn\].*RedoxVerificationToken old \(.*\) expired at"])
     h.backend = backend
     h.write_conf(MPM_LIMITS[mpm] + rvmetrics.PID_LOG + rvmetrics.TIME_LOG + """
 <Location /metrics>
