@@ -26,13 +26,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import threading
 import time
 
 import pytest
 
 from conftest import DOC, PACKAGE, free_port, run
+import rvhttpd  # the integration harness (conftest puts it on the path)
 
 MODULE_PATH = "/usr/lib/apache2/modules/mod_redox_verify.so"
 ENABLED_LINK = "/etc/apache2/mods-enabled/redox_verify.load"
@@ -44,7 +44,7 @@ FAIL2BAN_EXAMPLES = [DOC_DIR + "/examples/fail2ban/filter.d/redox-verify.conf",
                      DOC_DIR + "/examples/fail2ban/jail.d/redox-verify.conf"]
 APT = ["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=300"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-CHALLENGE = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+CHALLENGE = rvhttpd.HANDSHAKE_UUID
 # apache2ctl makes these (from Debian's envvars) when they are missing.
 RUNTIME_DIRS = ["/var/run/apache2/socks", "/var/run/apache2",
                 "/var/lock/apache2"]
@@ -206,10 +206,8 @@ class Site:
     def wait_log(self, name, pattern, timeout=60):
         """Waits until a line of log name matches pattern (re, multiline);
         the timeout only bounds a failing test."""
-        deadline = time.time() + timeout
-        while not re.search(pattern, self.log(name), re.M):
-            assert time.time() < deadline, (pattern, self.log(name))
-            time.sleep(0.1)
+        assert rvhttpd.wait_until(lambda: re.search(pattern, self.log(name), re.M),
+                                  timeout, 0.1), (pattern, self.log(name))
 
 
 def write_site(site):
@@ -312,9 +310,7 @@ def stop_apache(site):
     outlive the test."""
     if os.path.exists(os.path.join(site.dir, "apache2.pid")):
         run(["apache2ctl", "stop"], env=site.env, check=False)
-    deadline = time.time() + 15
-    while our_processes(site.conf) and time.time() < deadline:
-        time.sleep(0.2)
+    wait_gone(site)
     for pid in our_processes(site.conf):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -322,15 +318,9 @@ def stop_apache(site):
             pass
 
 
-def wait_for_port(port, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+def wait_gone(site, timeout=15):
+    """True once no process of the site's Apache is left."""
+    return rvhttpd.wait_until(lambda: not our_processes(site.conf), timeout, 0.2)
 
 
 @pytest.fixture(scope="class")
@@ -360,14 +350,11 @@ def site(as_root, deb, tmp_path_factory):
         s.a2enmod_log = run(["a2enmod", "redox_verify"]).stdout
         write_site(s)
         run(["apache2ctl", "start"], env=s.env)
-        assert wait_for_port(s.port), s.log("error.log")
+        assert rvhttpd.wait_port(s.port, 15), s.log("error.log")
         yield s
         # apache2ctl stop, as an admin would, must stop it all by itself
         run(["apache2ctl", "stop"], env=s.env)
-        deadline = time.time() + 15
-        while our_processes(s.conf) and time.time() < deadline:
-            time.sleep(0.2)
-        stopped.append(not our_processes(s.conf))
+        stopped.append(bool(wait_gone(s)))
     finally:
         # Each step runs whatever happened before it.
         for step in (lambda: stop_apache(s),
@@ -497,7 +484,7 @@ class TestInstalled:
 
     def test_rv_deb_started(self, site):
         """apache2ctl start (in the fixture) brought it up."""
-        assert wait_for_port(site.port), site.log("error.log")
+        assert rvhttpd.wait_port(site.port, 15), site.log("error.log")
         assert our_processes(site.conf), "no apache2 process for the site"
         # It runs the packaged module, loaded through mods-enabled.
         maps = ""
@@ -546,14 +533,14 @@ class TestInstalled:
             "-H", "verification-token: " + wrong, "-d", "{}")
         assert status == 401
         assert headers.get("www-authenticate") == \
-            'Bearer realm="Redox", error="invalid_token"'
+            rvhttpd.CH_INVALID_TOKEN
         assert len(Recorder.seen) == before, "the backend saw a denied one"
 
     def test_rv_deb_denied_without_token(self, site):
         before = len(Recorder.seen)
         status, headers, _ = site.curl("/redox/webhook")
         assert status == 401
-        assert headers.get("www-authenticate") == 'Bearer realm="Redox"'
+        assert headers.get("www-authenticate") == rvhttpd.CH_MISSING
         assert len(Recorder.seen) == before
 
     def test_rv_deb_exempt_health_and_source_header_stripped(self, site):

@@ -98,6 +98,21 @@ WAIT = 60
 TOKEN_HEADER = "verification-token"
 AUTH_HEADER = "Authorization"
 DENIED = "redox_verify: denied "        # the module's denial log line
+# The challenge of a 401 (WWW-Authenticate), by the reason of the denial.
+REALM = 'Bearer realm="Redox"'
+CH_MISSING = REALM
+CH_INVALID_TOKEN = REALM + ', error="invalid_token"'
+CH_INVALID_REQUEST = REALM + ', error="invalid_request"'
+CHALLENGE = {
+    "missing": CH_MISSING,
+    "no-tokens": CH_MISSING,
+    "malformed": CH_INVALID_REQUEST,
+    "wrong-token": CH_INVALID_TOKEN,
+    "mismatch": CH_INVALID_TOKEN,
+    "expired": CH_INVALID_TOKEN,
+}
+# The challenge (a UUID) of the handshake tests.
+HANDSHAKE_UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
 # Capacity notices of a server kept busy on purpose (all workers busy; the
 # event MPM's earlier "idle workers within MinSpareThreads of the limit"):
 # allowed in the error log of a load run, never a failure of the module.
@@ -453,12 +468,51 @@ def wait_accepted(sock, timeout=WAIT):
         time.sleep(0.01)
 
 
+# ---------------------------------------------------------------------------
+# the checks every suite makes of a denial and of a forwarded request
+# ---------------------------------------------------------------------------
+def assert_refused(resp, status, backend, challenge=None, context=""):
+    """A denial as the client and the backend see it: the status, the
+    WWW-Authenticate values (challenge: a list, or None for no check) and
+    nothing of it at the backend (backend: its records of this request)."""
+    assert resp.status == status, (resp, resp.text, context)
+    if challenge is not None:
+        assert resp.header_values("WWW-Authenticate") == list(challenge), resp.headers
+    assert backend == [], backend
+
+
+def denial_lines(lines, extra=()):
+    """The module's denial lines among error-log lines (and those with
+    any of the markers extra)."""
+    return [l for l in lines if DENIED.strip() in l or any(x in l for x in extra)]
+
+
+def assert_forwarded(recs, name=None, prefix=None, secrets=(), authorization=()):
+    """Exactly one request at the backend, as the module hands it on: its
+    path under prefix, no verification-token header, Authorization as
+    authorization lists (None: not checked), NAME in X-Redox-Source, none
+    of secrets in any header.  The record."""
+    assert len(recs) == 1, recs
+    rec = recs[0]
+    if prefix:
+        assert rec.path.startswith(prefix), rec.path
+    assert not rec.has(TOKEN_HEADER), rec.headers
+    if authorization is not None:
+        assert rec.values(AUTH_HEADER) == list(authorization), rec.headers
+    if name is not None:
+        assert rec.values("X-Redox-Source") == [name], rec.headers
+    for k, v in rec.headers:
+        for t in secrets:
+            assert t not in v, k
+    return rec
+
+
 def bearer(token):
-    return ("Authorization", "Bearer " + token)
+    return (AUTH_HEADER, "Bearer " + token)
 
 
 def vtok(token):
-    return ("verification-token", token)
+    return (TOKEN_HEADER, token)
 
 
 def both(token):

@@ -38,7 +38,7 @@ GAUGES = {
 DENIED_REASONS = {"missing", "malformed", "wrong-token", "mismatch", "no-tokens", "expired"}
 REFUSED_REASONS = {"missing", "wrong-token", "no-tokens", "bad-challenge", "expired"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+UUID = rvhttpd.HANDSHAKE_UUID
 
 # Lines the module logs at error level for handshakes, besides denials.
 ALLOWED = [r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge"]

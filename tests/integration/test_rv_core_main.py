@@ -5,12 +5,7 @@ VirtualHosts/Locations (started once for this module)."""
 import pytest
 
 import rvhttpd
-from rvhttpd import bearer, both, new_token, vtok
-
-REALM = 'Bearer realm="Redox"'
-CH_MISSING = REALM
-CH_INVALID_TOKEN = REALM + ', error="invalid_token"'
-CH_INVALID_REQUEST = REALM + ', error="invalid_request"'
+from rvhttpd import CH_INVALID_REQUEST, CH_INVALID_TOKEN, CH_MISSING, bearer, both, new_token, vtok
 
 T = {}  # name -> token, filled by the fixture
 
@@ -138,13 +133,11 @@ def srv(backend):
 def assert_denied(srv, r, reason, challenge=None, status=401):
     """Denied: status, challenge, nothing reached the backend, one error-log
     line with the reason and the URI."""
-    assert r.status == status, (r, r.text)
-    if challenge is not None:
-        assert r.header_values("WWW-Authenticate") == [challenge], r.headers
-    assert r.backend_requests == [], r.backend_requests
+    rvhttpd.assert_refused(r, status, r.backend_requests,
+                           None if challenge is None else [challenge])
     uri = r.path.split("?")[0]
     lines = srv.error_lines(r.rid) if r.rid in uri else srv.error_lines(uri)
-    denied = [l for l in lines if "redox_verify: denied" in l]
+    denied = rvhttpd.denial_lines(lines)
     assert denied, "no denial line for %s in error log:\n%s" % (uri, srv.error_log_tail())
     if isinstance(reason, str):
         reason = (reason,)
@@ -156,16 +149,7 @@ def assert_passed(r, name=None, prefix=None):
     """Accepted and proxied: exactly one backend request, token headers
     stripped, source header set to the NAME."""
     assert r.status == 200, (r, r.text)
-    recs = r.backend_requests
-    assert len(recs) == 1, recs
-    rec = recs[0]
-    if prefix:
-        assert rec.path.startswith(prefix), rec.path
-    assert not rec.has("verification-token"), rec.headers
-    assert not rec.has("Authorization"), rec.headers
-    if name is not None:
-        assert rec.values("X-Redox-Source") == [name], rec.headers
-    return rec
+    return rvhttpd.assert_forwarded(r.backend_requests, name, prefix, secrets=T.values())
 
 
 def access_fields(srv, rid):

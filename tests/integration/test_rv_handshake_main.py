@@ -11,13 +11,10 @@ import socket
 import pytest
 
 import rvhttpd
-from rvhttpd import bearer, both, new_rid, new_token, vtok
+from rvhttpd import CH_INVALID_TOKEN, CH_MISSING, bearer, both, new_rid, new_token, vtok
 
-UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+UUID = rvhttpd.HANDSHAKE_UUID
 JSON = ("Content-Type", "application/json")
-REALM = 'Bearer realm="Redox"'
-CH_MISSING = REALM
-CH_INVALID_TOKEN = REALM + ', error="invalid_token"'
 
 A = "hs-a.test"
 B = "hs-b.test"
@@ -98,7 +95,7 @@ CustomLog "{root}/logs/access-uq.log" rvuq
 # ---------------------------------------------------------------------------
 # raw client
 # ---------------------------------------------------------------------------
-class Raw:
+class Raw(rvhttpd.HeaderAccess):
     def __init__(self, status, headers, body, interim, rid, path, cport, new_records):
         self.status = status
         self.headers = headers      # list of (name, value)
@@ -108,9 +105,6 @@ class Raw:
         self.path = path
         self.cport = cport          # client port, shown in error-log lines
         self.backend = new_records  # everything the backend got meanwhile
-
-    def header_values(self, name):
-        return [v for k, v in self.headers if k.lower() == name.lower()]
 
     def __repr__(self):
         return "<Raw %s %s %r %r>" % (self.status, self.path, self.headers, self.body[:200])
@@ -249,12 +243,8 @@ def assert_denied(srv, r, reason, status=401, challenge=CH_MISSING, handshake=Fa
                   not_handshake=None):
     """Denied with the scope's status, nothing proxied, one denial line
     with the reason; not_handshake: the debug reason expected before it."""
-    assert r.status == status, (r, srv.error_log_tail())
-    if status == 401:
-        assert r.header_values("WWW-Authenticate") == [challenge], r.headers
-    else:
-        assert r.header_values("WWW-Authenticate") == [], r.headers
-    assert r.backend == [], r.backend
+    rvhttpd.assert_refused(r, status, r.backend, [challenge] if status == 401 else [],
+                           srv.error_log_tail())
     uri = r.path.split("?")[0]
     # one denial line (at error; the fixup may add a debug note)
     denied = [l for l in client_lines(srv, r, "redox_verify: denied ") if ":error]" in l]

@@ -13,7 +13,7 @@ import rvraw
 from rvhostile import CHALLENGE_HEADER, Hostile
 
 R = rvraw.request
-UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+UUID = rvhttpd.HANDSHAKE_UUID
 JSON = "application/json"
 REFUSED = r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge"
 

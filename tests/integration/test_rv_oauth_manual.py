@@ -120,7 +120,7 @@ def test_rv_oauth_manual_combination(srv, how, jwt_case, vt_case):
     line = access_line(srv, r.rid)
     if vt_case == "vt-wrong":
         assert r.status == 401, r
-        assert challenges == ['Bearer realm="Redox", error="invalid_token"']
+        assert challenges == [rvhttpd.CH_INVALID_TOKEN]
         assert line.endswith(" rvsrc=- rvver=wrong-token"), line
         assert r.backend_requests == []
     elif jwt_case == "jwt-bad":

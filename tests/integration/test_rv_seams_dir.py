@@ -141,7 +141,7 @@ def test_rv_seams_dir_refused_cgi_not_run(srv, how, headers, reason):
     before = len(denials())
     r = srv.request(path, host=D, headers=hdrs + [("X-Redox-Source", "spoofed")])
     assert r.status == 401, r.text
-    assert (r.header("WWW-Authenticate") or "").startswith('Bearer realm="Redox"'), r.headers
+    assert (r.header("WWW-Authenticate") or "").startswith(rvhttpd.REALM), r.headers
     assert "RV-" not in r.text and "HTTP_" not in r.text
     # once, by the request that runs, not by the lookup before it (the
     # client read the answer to its end: the request is logged)
