@@ -670,6 +670,58 @@ def site_conf(root):
     ]
 
 
+# ---------------------------------------------------------------------------
+# config builder: the blocks fixtures write again and again
+# ---------------------------------------------------------------------------
+def block(tag, arg, *lines):
+    """<tag arg>, each of lines indented by four (a line may be a nested
+    block of several lines; None and "" are left out), </tag>."""
+    body = "".join("    %s\n" % l for item in lines if item for l in item.splitlines())
+    return "<%s %s>\n%s</%s>\n" % (tag, arg, body, tag)
+
+
+def location(path, *lines):
+    return block("Location", path, *lines)
+
+
+def vhost(port, name, *lines):
+    """A name-based VirtualHost on the loopback port."""
+    return block("VirtualHost", "127.0.0.1:%d" % port, "ServerName " + name, *lines)
+
+
+def verified(path, tokens, *lines, proxy=None):
+    """<Location path> that the module guards: RedoxVerify On, one
+    RedoxVerificationToken line per (name, token) of tokens (a dict or
+    pairs; a token may be followed by its options), lines, and ProxyPass
+    to proxy (a URL, or (backend port, path) for the recording backend)."""
+    pairs = tokens.items() if isinstance(tokens, dict) else tokens
+    out = ["RedoxVerify On"] + ["RedoxVerificationToken %s %s" % nt for nt in pairs]
+    out += list(lines)
+    if proxy is not None:
+        if not isinstance(proxy, str):
+            proxy = "http://127.0.0.1:%d%s" % proxy
+        out.append("ProxyPass " + proxy)
+    return location(path, *out)
+
+
+# The module's metrics endpoint as the manual shows it, for loopback scrapes.
+METRICS_LOCATION = location("/metrics", "SetHandler redox-verify-metrics",
+                            "Require ip 127.0.0.1")
+
+
+def serving(name, conf, backend=None, **kw):
+    """A fixture's server: an Httpd name (kw as for Httpd) with the
+    recording backend, configured with conf (or conf(h), for one that
+    names the server's ports), started; yielded, then stopped (with the
+    error-log check).  In a fixture: `yield from rvhttpd.serving(...)`."""
+    h = Httpd(name, **kw)
+    h.backend = backend
+    h.write_conf(conf(h) if callable(conf) else conf)
+    h.start()
+    yield h
+    h.stop()
+
+
 # apache2 -k start output when a Listen port is taken.
 _BIND_FAILED = re.compile(r"Address already in use: AH00072: make_sock: could not bind to "
                           r"address 127\.0\.0\.1:(\d+)")

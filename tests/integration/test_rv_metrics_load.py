@@ -43,30 +43,13 @@ def _server(mpm, backend):
                       + rvhttpd.CAPACITY_NOTICES + [
                           r"\[redox_verify:warn\].*RedoxVerificationToken old \(.*\) expired at"])
     h.backend = backend
-    h.write_conf(MPM_LIMITS[mpm] + rvmetrics.PID_LOG + rvmetrics.TIME_LOG + """
-<Location /metrics>
-    SetHandler redox-verify-metrics
-    Require ip 127.0.0.1
-</Location>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName a.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken prod {prod}
-        RedoxVerificationToken staging {staging}
-        RedoxVerificationToken old {old} expires=2020-01-01
-        ProxyPass http://127.0.0.1:{bp}/a/
-    </Location>
-</VirtualHost>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName b.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken prod {b}
-        ProxyPass http://127.0.0.1:{bp}/b/
-    </Location>
-</VirtualHost>
-""".format(port=h.port, bp=backend.port, **T))
+    h.write_conf(
+        MPM_LIMITS[mpm] + rvmetrics.PID_LOG + rvmetrics.TIME_LOG + rvhttpd.METRICS_LOCATION
+        + rvhttpd.vhost(h.port, "a.test", rvhttpd.verified(
+            "/redox/", [("prod", T["prod"]), ("staging", T["staging"]),
+                        ("old", T["old"] + " expires=2020-01-01")], proxy=(backend.port, "/a/")))
+        + rvhttpd.vhost(h.port, "b.test", rvhttpd.verified(
+            "/redox/", {"prod": T["b"]}, proxy=(backend.port, "/b/"))))
     return h.start()
 
 
