@@ -111,6 +111,13 @@ LimitRequestFieldSize {limit}
     def stop(self):
         self.h.stop()
 
+    @classmethod
+    def serving(cls, name, backend, allowed=()):
+        """The module's fixture: started, yielded, stopped."""
+        s = cls(name, backend, allowed).start()
+        yield s
+        s.stop()
+
     # -- requests ----------------------------------------------------------------
     def target(self, rid, rest=""):
         return "/proxy/%s%s" % (rid, rest)
@@ -125,7 +132,7 @@ LimitRequestFieldSize {limit}
 
     @staticmethod
     def _denials(lines):
-        return rvhttpd.denial_lines(lines, extra=("redox_verify: handshake refused",))
+        return rvhttpd.denial_lines(lines, extra=(rvhttpd.REFUSED.strip(),))
 
     def denial_lines(self, rid, want=1):
         return self._denials(self.h.error_lines(rid, want=want))

@@ -113,6 +113,10 @@ CHALLENGE = {
 }
 # The challenge (a UUID) of the handshake tests.
 HANDSHAKE_UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+# The refusal of a bad handshake challenge is logged at error, like a
+# denial: an allowed error-log line where a test sends one.
+REFUSED = "redox_verify: handshake refused "
+BAD_CHALLENGE_LOGGED = r"\[redox_verify:error\].*" + REFUSED + "bad-challenge"
 # Capacity notices of a server kept busy on purpose (all workers busy; the
 # event MPM's earlier "idle workers within MinSpareThreads of the limit"):
 # allowed in the error log of a load run, never a failure of the module.
@@ -348,6 +352,21 @@ class Response(HeaderAccess):
         return "<Response %s %s %r>" % (self.status, self.path, self.headers)
 
 
+def put_request(conn, method, path, host, headers, body):
+    """Sends one request on an http.client connection with exactly these
+    header lines: Host, headers in order (duplicates allowed, value may be
+    bytes), Connection: close, and Content-Length with a body."""
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", host)
+    for k, v in headers:
+        conn.putheader(k, v)
+    conn.putheader("Connection", "close")
+    if body is not None:
+        body = body.encode() if isinstance(body, str) else body
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+
+
 def http_request(port, path, host="localhost", headers=(), method="GET", body=None,
                  timeout=WAIT, source=None):
     """Send one request; headers is a list of (name, value) pairs sent as-is
@@ -363,16 +382,7 @@ def http_request(port, path, host="localhost", headers=(), method="GET", body=No
         # http.client lets go of its socket with the response; a second
         # descriptor of the connection sees the server's close
         watch = conn.sock.dup()
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", host)
-        for k, v in headers:
-            conn.putheader(k, v)
-        conn.putheader("Connection", "close")
-        if body is not None:
-            if isinstance(body, str):
-                body = body.encode()
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
+        put_request(conn, method, path, host, headers, body)
         resp = conn.getresponse()
         data = record_response(resp.read())
         wait_closed(watch)
@@ -956,12 +966,17 @@ class Httpd:
         self.marker(log=log, **marker)
         return self._log_lines(log, needle)
 
-    def access_fields(self, rid):
-        """(REDOX_SOURCE, REDOX_VERIFY) of the one access-log line of rid."""
+    def access_line(self, rid):
+        """The one access-log line of rid."""
         lines = self.access_lines(rid)
         assert len(lines) == 1, lines
-        m = re.search(r" rvsrc=(\S*) rvver=(\S*)$", lines[0])
-        assert m, lines[0]
+        return lines[0]
+
+    def access_fields(self, rid):
+        """(REDOX_SOURCE, REDOX_VERIFY) of the one access-log line of rid."""
+        line = self.access_line(rid)
+        m = re.search(r" rvsrc=(\S*) rvver=(\S*)$", line)
+        assert m, line
         return m.group(1), m.group(2)
 
     # -- requests ------------------------------------------------------------------

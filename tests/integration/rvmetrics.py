@@ -41,7 +41,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UUID = rvhttpd.HANDSHAKE_UUID
 
 # Lines the module logs at error level for handshakes, besides denials.
-ALLOWED = [r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge"]
+ALLOWED = [rvhttpd.BAD_CHALLENGE_LOGGED]
 
 
 def scrape(h, host="localhost", path="/metrics"):

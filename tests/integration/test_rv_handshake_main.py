@@ -22,7 +22,7 @@ NONE = "hs-none.test"
 T = {}  # name -> token, filled by the fixture
 
 # The refusal of a bad challenge is logged at error level, like a denial.
-ALLOWED = [r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge: "]
+ALLOWED = [rvhttpd.BAD_CHALLENGE_LOGGED]
 
 # %U%q next to %r: both must show the GET token masked.
 UQ_FORMAT = r'%U%q \"%r\" %>s rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e'

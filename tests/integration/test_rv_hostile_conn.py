@@ -16,9 +16,7 @@ R = rvraw.request
 
 @pytest.fixture(scope="module")
 def srv(backend):
-    s = Hostile("hostile-conn", backend).start()
-    yield s
-    s.stop()
+    yield from Hostile.serving("hostile-conn", backend)
 
 
 def one(ex):

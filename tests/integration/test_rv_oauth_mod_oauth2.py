@@ -113,12 +113,6 @@ def jwt(scope, valid=True, **extra):
     return t if valid else rvoauth.tamper(t)
 
 
-def access_line(srv, rid):
-    lines = srv.access_lines(rid)
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 def user_field(line):
     return line.split(" ")[2]
 
@@ -137,7 +131,7 @@ def assert_passed(srv, r, access_token, checked):
     assert r.header_values("WWW-Authenticate") == []
     rec = rvhttpd.assert_forwarded(r.backend_requests, secrets=[K["vt"]],
                                    authorization=["Bearer " + access_token])
-    line = access_line(srv, r.rid)
+    line = srv.access_line(r.rid)
     assert line.endswith(" rvsrc=prod rvver=ok"), line
     if checked:
         assert rec.values("OAUTH2_CLAIM_sub") == [rvoauth.SUBJECT], rec
@@ -158,7 +152,7 @@ def assert_refused_by_us(srv, r, reason="wrong-token", then_oauth2=False):
     challenges = r.header_values("WWW-Authenticate")
     assert rvoauth.OURS.match(challenges[0]), challenges
     assert challenges[1:] == ([rvoauth.OAUTH2_INVALID] if then_oauth2 else []), challenges
-    line = access_line(srv, r.rid)
+    line = srv.access_line(r.rid)
     assert line.endswith(" rvsrc=- rvver=%s" % reason), line
     assert [l for l in srv.error_lines(r.rid) if "redox_verify: denied %s:" % reason in l]
 
@@ -167,7 +161,7 @@ def assert_refused_by_oauth2(srv, r, challenge=rvoauth.OAUTH2_INVALID):
     assert r.status == 401, r
     assert r.backend_requests == []
     assert r.header_values("WWW-Authenticate") == [challenge]
-    line = access_line(srv, r.rid)
+    line = srv.access_line(r.rid)
     assert line.endswith(" rvsrc=prod rvver=ok"), line
     assert user_field(line) == "-", line
     assert not [l for l in srv.error_lines(r.rid, timeout=0) if "redox_verify: denied" in l]
@@ -243,7 +237,7 @@ def test_rv_oauth_mod_oauth2_claim_requirement(srv):
     assert r.status == 401, r
     assert r.header_values("WWW-Authenticate") == []
     assert r.backend_requests == []
-    assert access_line(srv, r.rid).endswith(" rvsrc=prod rvver=ok")
+    assert srv.access_line(r.rid).endswith(" rvsrc=prod rvver=ok")
 
 
 def test_rv_oauth_mod_oauth2_our_token_as_bearer_is_stripped(srv):
@@ -276,7 +270,7 @@ def test_rv_oauth_mod_oauth2_handshake_answered(srv, scope):
     assert r.status == 200, r
     assert r.body == HANDSHAKE_UUID.encode()
     assert r.backend_requests == []
-    assert access_line(srv, r.rid).endswith(" rvsrc=prod rvver=handshake")
+    assert srv.access_line(r.rid).endswith(" rvsrc=prod rvver=handshake")
 
 
 @pytest.mark.parametrize("scope", list(SCOPES))
@@ -286,7 +280,7 @@ def test_rv_oauth_mod_oauth2_handshake_wrong_token(srv, scope):
     assert r.status == 401, r
     assert HANDSHAKE_UUID.encode() not in r.body
     assert r.backend_requests == []
-    assert access_line(srv, r.rid).endswith(" rvsrc=- rvver=wrong-token")
+    assert srv.access_line(r.rid).endswith(" rvsrc=- rvver=wrong-token")
 
 
 @pytest.mark.parametrize("scope", ["hs256", "rs256"])
@@ -299,5 +293,5 @@ def test_rv_oauth_mod_oauth2_handshake_with_access_token_answered(srv, scope):
     assert r.status == 200, r
     assert r.body == HANDSHAKE_UUID.encode()
     assert r.backend_requests == []
-    assert access_line(srv, r.rid).endswith(" rvsrc=prod rvver=handshake")
+    assert srv.access_line(r.rid).endswith(" rvsrc=prod rvver=handshake")
     assert_no_secret_logged(srv, r.rid, token, K["vt"])

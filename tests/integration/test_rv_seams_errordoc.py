@@ -20,7 +20,7 @@ def srv(backend):
     T["good"] = new_token()
     T["wrong"] = new_token()
     h = rvhttpd.Httpd("seams-errordoc", allowed=[
-        r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge"])
+        rvhttpd.BAD_CHALLENGE_LOGGED])
     h.backend = backend
     bp = backend.port
     h.write("errors/401.html", "RV-STATIC-ERROR-PAGE\n")
