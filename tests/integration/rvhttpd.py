@@ -793,6 +793,21 @@ class Httpd:
         write_file(self.conf, self.global_conf() + body)
 
     # -- process control -------------------------------------------------------
+    def serve(self):
+        """For a fixture: `yield from h.serve()` starts the server, yields
+        it, and stops it (with the error-log check) at the teardown."""
+        self.start()
+        yield self
+        self.stop()
+
+    def __enter__(self):
+        """`with h:` runs the block with the server started, and stops it
+        after (checking its error log unless the block failed)."""
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop(check=exc_type is None)
+
     def _env(self):
         return httpd_env(self.env)
 

@@ -58,9 +58,7 @@ RedoxSourceHeader X-Redox-Source
 """.format(port=h.port, bp=bp, lit=F["lit"], tokfile=tokfile, envvar=envvar, prog=prog,
            digest=sha256_hex(F["hashed"]), global_=F["global"])
     h.write_conf(body)
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 FORMS = {"lit": "lit", "file": "fromfile", "env": "fromenv", "exec": "fromexec",

@@ -122,9 +122,7 @@ def srv(backend):
                    "    RedoxVerificationToken realm %s" % T["realm"], bp)
     body += _vhost(port, "notokens.test", common, bp)
     h.write_conf(body)
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 # ---------------------------------------------------------------------------

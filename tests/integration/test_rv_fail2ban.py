@@ -193,11 +193,8 @@ LoadModule access_compat_module "{moddir}/mod_access_compat.so"
                       r"\[redox_verify:error\].* redox_verify: handshake "
                       r"refused bad-challenge:",
                       r"\[redox_verify:warn\].*RedoxVerificationToken old .*expired at"]
-        h.start()
-        try:
+        with h:
             mix = send_mix(h.port, tok, old)
-        finally:
-            h.stop()
         out[name] = (h.error_log, mix)
     return out
 

@@ -87,9 +87,7 @@ CustomLog "{root}/logs/access-uq.log" rvuq
     ProxyPass /proxy/ http://127.0.0.1:{bp}/hsnone/
 </VirtualHost>
 """.format(moddir=rvhttpd.MODDIR, none=NONE, uqfmt=UQ_FORMAT, root=h.root, port=h.port, bp=bp, a=A, b=B, **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 # ---------------------------------------------------------------------------

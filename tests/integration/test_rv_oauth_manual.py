@@ -84,9 +84,7 @@ def srv(backend):
         'LoadModule ssl_module "%s"' % (rvhttpd.MODDIR / "mod_ssl.so"),
         'SSLSessionCache "shmcb:%s/run/ssl_scache(512000)"' % h.root,
         rvoauth.AUTHZ_USER, rvoauth.MOD_OAUTH2, "", jwks_vhost, jwk_vhost]))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
     K["jwks"].stop()
 
 

@@ -97,9 +97,7 @@ def srv(backend):
     K["rsa"] = rvoauth.RsaKey(h.root / "secrets", "as-1")
     h.write_conf("\n".join([rvoauth.AUTHZ_USER, rvoauth.ACCESS_COMPAT, rvoauth.MOD_OAUTH2])
                  + "".join(scope_conf(n, backend.port) for n in SCOPES))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 def jwt(scope, valid=True, **extra):

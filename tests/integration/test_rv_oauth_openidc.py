@@ -55,9 +55,7 @@ def srv(backend):
 </VirtualHost>
 """.format(port=h.port, name=name, keys=keys[name], vt=K["vt"], bp=backend.port))
     h.write_conf("\n".join(conf))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 def jwt(vhost, valid=True, **extra):

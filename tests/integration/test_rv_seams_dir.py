@@ -64,9 +64,7 @@ def srv(backend):
     </Directory>
 </VirtualHost>
 """.format(port=h.port, root=h.root, scope=scope))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 D = "dir.test"

@@ -83,9 +83,7 @@ def srv(backend):
            text=scope("/text/", '        ErrorDocument 401 "RV-TEXT-ERROR"'),
            badchallenge=scope("/badchallenge/", "        ErrorDocument 400 /errors-app/400"),
            **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 E = "err.test"

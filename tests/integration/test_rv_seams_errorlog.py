@@ -28,9 +28,7 @@ def srv(backend):
     h.write_conf("LimitRequestLine 1000\nLimitRequestFieldSize 1000\n" + rvhttpd.vhost(
         h.port, "errlog.test",
         rvhttpd.verified("/redox/", {"tok": T["tok"]}, proxy=(backend.port, "/redox/"))))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 Q = "challenge=x&verification-token={t}"

@@ -40,9 +40,7 @@ def srv(backend):
     </LocationMatch>
 </VirtualHost>
 """.format(port=h.port, bp=backend.port, **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 P = "proxy.test"
