@@ -561,7 +561,7 @@ class Bench:
             v = self.V[key]
             if not v.available:
                 continue
-            conn = rvhttpd.KeepAlive(v.server.port, timeout=10)
+            conn = rvhttpd.KeepAlive(v.server.port)
             for _ in range(2):    # twice: the connection must stay open
                 v.request.check(v.request.send(conn), v.label)
             conn.close()
@@ -759,7 +759,7 @@ class Bench:
         proc = subprocess.Popen(
             ['valgrind', '--tool=callgrind',
              '--toggle-collect=ap_process_async_request',
-             '--callgrind-out-file=' + out, 'apache2', '-X', '-f', conf],
+             '--callgrind-out-file=' + out, rvhttpd.APACHE, '-X', '-f', conf],
             stdout=vlog, stderr=subprocess.STDOUT)
         self.started.append(proc.pid)
         return {'proc': proc, 'port': port, 'out': out, 'n': n,
@@ -774,7 +774,7 @@ class Bench:
             # valgrind made the file as root; the child writes it as
             # www-data when it exits.
             os.chmod(r['out'], 0o666)
-            conn = rvhttpd.KeepAlive(r['port'], timeout=60)
+            conn = rvhttpd.KeepAlive(r['port'])
             for i in range(r['n']):
                 v.request.check(v.request.send(conn, i),
                                 v.label + ' (callgrind)')
@@ -853,7 +853,7 @@ class Bench:
             times = []
             for _ in range(self.p['startup_repeats']):
                 t = time.time()
-                r = subprocess.run(['taskset', '-c', SERVER_CPU, 'apache2',
+                r = subprocess.run(['taskset', '-c', SERVER_CPU, rvhttpd.APACHE,
                                     '-t', '-f', srv.conf],
                                    capture_output=True, text=True)
                 times.append(time.time() - t)
@@ -1129,7 +1129,7 @@ class Bench:
                 if line.startswith('model name'):
                     model = line.split(':', 1)[1].strip()
                     break
-        ver = subprocess.run(['apache2', '-v'], capture_output=True,
+        ver = subprocess.run([rvhttpd.APACHE, '-v'], capture_output=True,
                              text=True).stdout.splitlines()[0]
         ossl = subprocess.run(['openssl', 'version'], capture_output=True,
                               text=True).stdout.strip()

@@ -20,13 +20,11 @@ on a free loopback port instead of *:80."""
 
 import glob
 import hashlib
-import http.server
 import json
 import os
 import re
 import shutil
 import signal
-import threading
 import time
 
 import pytest
@@ -139,31 +137,6 @@ def snapshot():
 
 
 # ------------------------------------------------------------------ #
-# A backend that records what reaches it
-
-class Recorder(http.server.BaseHTTPRequestHandler):
-    seen = []
-
-    def _answer(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        Recorder.seen.append({"method": self.command, "path": self.path,
-                              "headers": dict(self.headers.items()),
-                              "body": body.decode(errors="replace")})
-        out = b"backend saw it\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args):
-        pass
-
-
-# ------------------------------------------------------------------ #
 # The installed package and a running Apache
 
 class Site:
@@ -224,7 +197,7 @@ def write_site(site):
         ("${APACHE_LOG_DIR}", d),
         ("/etc/apache2/redox/", d + "/redox/"),
         ("http://127.0.0.1:8080/", "http://127.0.0.1:%d/"
-         % site.backend.server_address[1]),
+         % site.backend.port),
     ]
     for old, new in changes:
         assert old in text, "the example no longer has %r" % old
@@ -339,9 +312,8 @@ def site(as_root, deb, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("deb-site"))
     os.chmod(d, 0o711)           # children (www-data) reach the mutex
     s = Site(d)
-    Recorder.seen = []
-    s.backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=s.backend.serve_forever, daemon=True).start()
+    # the integration suite's recording backend
+    s.backend = rvhttpd.Backend().start()
     stopped = []
     try:
         s.install_log = run(APT + ["install", "--no-install-recommends",
@@ -362,7 +334,7 @@ def site(as_root, deb, tmp_path_factory):
                                  check=False),
                      lambda: run(APT + ["purge", PACKAGE], env=APT_ENV,
                                  check=False),
-                     lambda: s.backend.shutdown(),
+                     lambda: s.backend.stop(),
                      remove_runtime_dirs_made_here,
                      # test keys and tokens; failures quote the logs
                      lambda: shutil.rmtree(d)):
@@ -498,34 +470,33 @@ class TestInstalled:
 
     def test_rv_deb_accepted(self, site):
         tok = site.tokens["prod"]
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         status, _, body = site.curl(
             "/redox/webhook", "-X", "POST",
             "-H", "Authorization: Bearer " + tok,
             "-H", "verification-token: " + tok,
             "-H", "Content-Type: application/json",
             "-d", json.dumps({"Meta": {"DataModel": "PatientAdmin"}}))
-        assert status == 200 and body == "backend saw it\n"
-        assert len(Recorder.seen) == before + 1
-        got = Recorder.seen[-1]
-        assert got["method"] == "POST" and got["path"] == "/webhook"
-        headers = {k.lower(): v for k, v in got["headers"].items()}
+        assert status == 200 and body == "backend-ok POST /webhook\n"
+        assert len(site.backend.records) == before + 1
+        got = site.backend.records[-1]
+        assert got.method == "POST" and got.path == "/webhook"
+        headers = {k.lower(): v for k, v in got.headers}
         assert "authorization" not in headers
         assert "verification-token" not in headers
         assert headers.get("x-redox-source") == "prod"
-        assert "PatientAdmin" in got["body"]
+        assert b"PatientAdmin" in got.body
 
     def test_rv_deb_accepted_second_token(self, site):
         tok = site.tokens["staging"]
         status, _, _ = site.curl("/redox/", "-H", "Authorization: Bearer "
                                  + tok, "-H", "verification-token: " + tok)
         assert status == 200
-        headers = {k.lower(): v for k, v in Recorder.seen[-1]["headers"]
-                   .items()}
+        headers = {k.lower(): v for k, v in site.backend.records[-1].headers}
         assert headers.get("x-redox-source") == "staging"
 
     def test_rv_deb_denied_wrong_token(self, site):
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         wrong = "0" * 64
         status, headers, _ = site.curl(
             "/redox/webhook", "-X", "POST",
@@ -534,25 +505,25 @@ class TestInstalled:
         assert status == 401
         assert headers.get("www-authenticate") == \
             rvhttpd.CH_INVALID_TOKEN
-        assert len(Recorder.seen) == before, "the backend saw a denied one"
+        assert len(site.backend.records) == before, "the backend saw a denied one"
 
     def test_rv_deb_denied_without_token(self, site):
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         status, headers, _ = site.curl("/redox/webhook")
         assert status == 401
         assert headers.get("www-authenticate") == rvhttpd.CH_MISSING
-        assert len(Recorder.seen) == before
+        assert len(site.backend.records) == before
 
     def test_rv_deb_exempt_health_and_source_header_stripped(self, site):
         status, _, _ = site.curl("/redox/health",
                                  "-H", "X-Redox-Source: prod")
         assert status == 200
-        got = Recorder.seen[-1]
-        assert got["path"] == "/health"
-        assert "x-redox-source" not in {k.lower() for k in got["headers"]}
+        got = site.backend.records[-1]
+        assert got.path == "/health"
+        assert "x-redox-source" not in {k.lower() for k, _ in got.headers}
 
     def test_rv_deb_handshake(self, site):
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         status, headers, body = site.curl(
             "/redox/", "-X", "POST",
             "-H", "Content-Type: application/json",
@@ -560,7 +531,7 @@ class TestInstalled:
                               "challenge": CHALLENGE}))
         assert status == 200 and body == CHALLENGE
         assert headers.get("content-type", "").startswith("text/plain")
-        assert len(Recorder.seen) == before
+        assert len(site.backend.records) == before
 
     def test_rv_deb_metrics(self, site):
         def scrape():
@@ -628,7 +599,7 @@ class TestInstalled:
     def test_rv_deb_probe(self, site):
         """The installed command passes the site, its test message
         included, which reaches the application once."""
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         proc = run([PROBE_PATH, "https://redox.example.org:%d/redox/probe"
                     % site.port, "--token-file", site.dir
                     + "/redox/prod.token", "--ca", site.dir + "/cert.pem",
@@ -640,9 +611,9 @@ class TestInstalled:
             proc.stdout
         for tok in site.tokens.values():
             assert tok not in proc.stdout + proc.stderr
-        seen = Recorder.seen[before:]
-        assert [r["path"] for r in seen] == ["/probe"], seen
-        assert '"Test": true' in seen[0]["body"]
+        seen = site.backend.records[before:]
+        assert [r.path for r in seen] == ["/probe"], seen
+        assert b'"Test": true' in seen[0].body
 
     def test_rv_deb_fail2ban_example_filter(self, site, tmp_path):
         """The example filter, copied into (a copy of) the system's

@@ -132,8 +132,8 @@ def wait_for(predicate, timeout=WAIT, what="the condition"):
 
 
 def wait_until(predicate, timeout=WAIT, interval=0.05):
-    """predicate()'s first true value, polling until timeout; None (falsy)
-    if it never came.  The timeout only bounds a failing wait."""
+    """predicate()'s first true value, polling until timeout; its last
+    (false) value if none came.  The timeout only bounds a failing wait."""
     deadline = time.time() + timeout
     while True:
         got = predicate()
