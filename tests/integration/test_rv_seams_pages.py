@@ -81,15 +81,9 @@ def test_rv_seams_pages_no_mod_info_no_warning():
 
 
 def test_rv_seams_pages_status_section_only_where_configured():
+    status = rvhttpd.location("/server-status", "SetHandler server-status")
     h = rvhttpd.Httpd("seams-status-section")
-    h.write_conf(STATUS + """
-<Location /server-status>
-    SetHandler server-status
-</Location>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName plain.test
-</VirtualHost>
-""".format(port=h.port))
+    h.write_conf(STATUS + status + rvhttpd.vhost(h.port, "plain.test"))
     with h:
         for q in ("", "?auto"):
             r = h.request("/server-status" + q, host="plain.test")
@@ -97,21 +91,8 @@ def test_rv_seams_pages_status_section_only_where_configured():
             assert "redox" not in r.text.lower(), r.text[-2000:]
     tok = new_token()
     h = rvhttpd.Httpd("seams-status-section2")
-    h.write_conf(STATUS + """
-<Location /server-status>
-    SetHandler server-status
-</Location>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName plain.test
-</VirtualHost>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName hooks.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken hook {tok}
-    </Location>
-</VirtualHost>
-""".format(port=h.port, tok=tok))
+    h.write_conf(STATUS + status + rvhttpd.vhost(h.port, "plain.test")
+                 + rvhttpd.vhost(h.port, "hooks.test", rvhttpd.verified("/redox/", {"hook": tok})))
     with h:
         r = h.request("/server-status?auto", host="plain.test")
         lines = [l for l in r.text.splitlines() if l.startswith("RedoxVerify") and "[" in l]

@@ -28,22 +28,14 @@ printf 'read %s bytes\\n' "$(head -c "${CONTENT_LENGTH:-0}" | wc -c)"
 """
 
 
-class Site:
-    pass
-
-
 @pytest.fixture(scope="module")
 def site(backend):
     """The example twice, with an RSA certificate (port 0) and an ECDSA one
     (port 1), a control vhost that offers every protocol and suite (port 2,
     RSA), and the example with a CGI program run by httpd in place of the
     ProxyPass backend (port 3)."""
-    s = Site()
-    h = s.h = rvhttpd.Httpd("tls-policy", nports=4)
-    h.backend = backend
-    s.backend = backend
-    tls = h.root / "tls"
-    s.ca = rvexample.make_ca(tls)
+    s = rvexample.Site("tls-policy", 4, backend)
+    h, tls = s.h, s.tls
     rsa = rvexample.make_cert(tls, "rsa", s.ca, key_type="rsa")
     ec = rvexample.make_cert(tls, "ec", s.ca, key_type="ec")
     conf_rsa, s.tokens = rvexample.example_vhost(h, h.ports[0], backend, *rsa)
