@@ -75,9 +75,7 @@ RedoxVerificationToken server {server}
 </VirtualHost>
 """.format(port=h.port, bp=backend.port, root=h.root,
            staging_digest=rvhttpd.sha256_hex(T["staging"]), **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 def test_rv_metrics_format_parses_strictly(fmt):
