@@ -223,19 +223,13 @@ static apr_uint64_t *read_values(apr_pool_t *p, const rv_plan *plan)
 
 /* SetHandler redox-verify-metrics: the Prometheus text format.  Who may
  * read it is up to the scope's Require lines. */
-static int rv_metrics_handler(request_rec *r)
+static RV_NOINLINE int serve_metrics(request_rec *r)
 {
     const rv_plan *plan;
     const char *text;
     apr_size_t len;
     int rv;
 
-    /* Runs for every request that reaches the handler phase: the first
-     * character turns nearly all of them away without a strcmp call. */
-    if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]
-        || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
-        return DECLINED;
-    }
     ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
@@ -254,6 +248,17 @@ static int rv_metrics_handler(request_rec *r)
         ap_rwrite(text, (int)len, r);
     }
     return OK;
+}
+
+/* Runs for every request that reaches the handler phase: the first
+ * character turns nearly all of them away without a strcmp call. */
+static int rv_metrics_handler(request_rec *r)
+{
+    if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]
+        || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
+        return DECLINED;
+    }
+    return serve_metrics(r);
 }
 
 /* A section of mod_status's server-status page: key/value lines for
