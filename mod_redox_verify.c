@@ -741,10 +741,11 @@ static int rv_post_read_request(request_rec *r)
                              (void *)&rv_unverified_server);
         return DECLINED;
     }
-    /* No query, so no '?' in the URI nor in the request line made of it:
-     * nothing to mask, and no state needed yet. */
-    if (r->args == NULL
-        && (r->the_request == NULL || strchr(r->the_request, '?') == NULL)) {
+    /* No query: httpd sets r->args whenever the URI has a '?' ("" for a
+     * bare one), and the request line holds no other (a method or a
+     * protocol with one is refused with a 400 first, which the log hook
+     * masks).  Nothing to mask, and no state needed yet. */
+    if (r->args == NULL) {
         ap_set_module_config(r->request_config, &redox_verify_module,
                              (void *)&rv_no_query);
         return DECLINED;
@@ -762,15 +763,14 @@ static int rv_post_read_request(request_rec *r)
  * there when a verified scope applies anywhere. */
 static int rv_log_transaction(request_rec *r)
 {
-    const rv_req_state *st;
+    const rv_req_state *st =
+        ap_get_module_config(r->request_config, &redox_verify_module);
 
-    if (!any_verified) {
+    if (st == (const void *)&rv_no_query
+        || st == (const void *)&rv_unverified_server || !any_verified) {
         return DECLINED;
     }
-    st = ap_get_module_config(r->request_config, &redox_verify_module);
-    if (st == NULL
-        || (st != (const void *)&rv_unverified_server
-            && st != (const void *)&rv_no_query && !st->masked)) {
+    if (st == NULL || !st->masked) {
         redact_query(r);
     }
     return DECLINED;
@@ -1379,14 +1379,25 @@ static RV_NOINLINE int handler_in_scope(request_rec *r,
     return status == OK ? DECLINED : status;
 }
 
+/* The module's one handler hook: the check, then the metrics handler.
+ * Runs for every request: the handler name's first character turns
+ * nearly all of them away without a strcmp call. */
 static int rv_handler(request_rec *r)
 {
     const rv_dir_conf *conf = dir_conf(r);
 
-    if (!in_verified_scope(r, conf)) {
+    if (in_verified_scope(r, conf)) {
+        int status = handler_in_scope(r, conf);
+
+        if (status != DECLINED) {
+            return status;
+        }
+    }
+    if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]
+        || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
         return DECLINED;
     }
-    return handler_in_scope(r, conf);
+    return rv_serve_metrics(r);
 }
 
 static void register_hooks(apr_pool_t *p)
