@@ -571,9 +571,11 @@ typedef struct {
 } rv_req_state;
 
 /* Set, with no allocation, on a request of a server where no verified
- * scope applies: the log hook tells it from a request that httpd refused
- * before post_read_request ran. */
-static const char rv_unverified_server;
+ * scope applies (the log hook tells it from a request that httpd refused
+ * before post_read_request ran), and on one of a server where one applies
+ * that came without a query (nothing to mask, no query as sent).  Neither
+ * is a state: own_state() says NULL, make_state() makes one. */
+static const char rv_unverified_server, rv_no_query;
 
 static APR_INLINE const rv_dir_conf *dir_conf(const request_rec *r)
 {
@@ -584,17 +586,20 @@ static rv_req_state *own_state(const request_rec *r)
 {
     void *st = ap_get_module_config(r->request_config, &redox_verify_module);
 
-    return st == &rv_unverified_server ? NULL : st;
+    return st == &rv_unverified_server || st == &rv_no_query ? NULL : st;
 }
 
 static rv_req_state *make_state(request_rec *r)
 {
-    rv_req_state *st = own_state(r);
+    void *was = ap_get_module_config(r->request_config, &redox_verify_module);
+    rv_req_state *st;
 
-    if (st == NULL) {
-        st = apr_pcalloc(r->pool, sizeof(*st));
-        ap_set_module_config(r->request_config, &redox_verify_module, st);
+    if (was != NULL && was != &rv_unverified_server && was != &rv_no_query) {
+        return was;
     }
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->masked = was == &rv_no_query;
+    ap_set_module_config(r->request_config, &redox_verify_module, st);
     return st;
 }
 
@@ -623,23 +628,30 @@ static const rv_req_state *verdict_before(const request_rec *r)
     return NULL;
 }
 
-/* Is r in a verified scope: RedoxVerify On, or an exemption from one
- * (RedoxVerify Off inside it) that does not apply because the path, as
- * sent, is one a backend may resolve elsewhere (rv_path_ambiguous). */
-static int in_verified_scope(const request_rec *r, const rv_dir_conf *conf)
+/* An exemption from a verified scope (RedoxVerify Off inside it) does
+ * not apply when the path, as sent, is one a backend may resolve
+ * elsewhere (rv_path_ambiguous). */
+static RV_NOINLINE int exemption_void(const request_rec *r,
+                                      const rv_dir_conf *conf)
 {
-    if (conf->verify == 1) {
-        return 1;
+    if (!rv_path_ambiguous(r->unparsed_uri)) {
+        return 0;
     }
-    if (conf->verify == 0 && conf->exempted_from != NULL
-        && rv_path_ambiguous(r->unparsed_uri)) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "redox_verify: the exemption %s does not apply to an "
-                      "ambiguous path: verified as %s says",
-                      conf->scope, conf->exempted_from);
-        return 1;
-    }
-    return 0;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "redox_verify: the exemption %s does not apply to an "
+                  "ambiguous path: verified as %s says",
+                  conf->scope, conf->exempted_from);
+    return 1;
+}
+
+/* Is r in a verified scope: RedoxVerify On, or an exemption from one
+ * that does not apply (exemption_void). */
+static APR_INLINE int in_verified_scope(const request_rec *r,
+                                        const rv_dir_conf *conf)
+{
+    return conf->verify == 1
+           || (conf->verify == 0 && conf->exempted_from != NULL
+               && exemption_void(r, conf));
 }
 
 /* Counts a verdict once per request the client sent, whichever of its
@@ -729,6 +741,15 @@ static int rv_post_read_request(request_rec *r)
                              (void *)&rv_unverified_server);
         return DECLINED;
     }
+    /* No query: httpd sets r->args whenever the URI has a '?' ("" for a
+     * bare one), and the request line holds no other (a method or a
+     * protocol with one is refused with a 400 first, which the log hook
+     * masks).  Nothing to mask, and no state needed yet. */
+    if (r->args == NULL) {
+        ap_set_module_config(r->request_config, &redox_verify_module,
+                             (void *)&rv_no_query);
+        return DECLINED;
+    }
     st = make_state(r);
     st->args_as_sent = r->args;
     st->masked = 1;
@@ -742,14 +763,14 @@ static int rv_post_read_request(request_rec *r)
  * there when a verified scope applies anywhere. */
 static int rv_log_transaction(request_rec *r)
 {
-    const rv_req_state *st;
+    const rv_req_state *st =
+        ap_get_module_config(r->request_config, &redox_verify_module);
 
-    if (!any_verified) {
+    if (st == (const void *)&rv_no_query
+        || st == (const void *)&rv_unverified_server || !any_verified) {
         return DECLINED;
     }
-    st = ap_get_module_config(r->request_config, &redox_verify_module);
-    if (st == NULL
-        || (st != (const void *)&rv_unverified_server && !st->masked)) {
+    if (st == NULL || !st->masked) {
         redact_query(r);
     }
     return DECLINED;
@@ -1143,17 +1164,25 @@ static const char *mask_args(request_rec *r)
  * to authentication when an access checker's answer is not OK) cannot
  * replace the answer with another module's 401.  Runs for the request the
  * client sent and its internal redirects, not for sub-requests. */
-static int rv_header_parser(request_rec *r)
+static RV_NOINLINE int header_parser_in_scope(request_rec *r,
+                                              const rv_dir_conf *conf)
 {
-    const rv_dir_conf *conf = dir_conf(r);
-
-    if (conf->challenge == 0 || !in_verified_scope(r, conf)
-        || verdict_before(r) != NULL) {
+    if (verdict_before(r) != NULL) {
         return DECLINED;
     }
     return handshake_if_one(r, conf, mask_args(r),
                             apr_table_get(r->headers_in, RV_VTOKEN),
                             apr_table_get(r->headers_in, "Authorization"));
+}
+
+static int rv_header_parser(request_rec *r)
+{
+    const rv_dir_conf *conf = dir_conf(r);
+
+    if (conf->challenge == 0 || !in_verified_scope(r, conf)) {
+        return DECLINED;
+    }
+    return header_parser_in_scope(r, conf);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1242,13 +1271,13 @@ static int rv_access_checker(request_rec *r)
 {
     const rv_dir_conf *conf = dir_conf(r);
 
-    if (!in_verified_scope(r, conf)) {
-        if (conf->source_header) {
-            unset_source_header(r, conf);
-        }
-        return DECLINED;
+    if (in_verified_scope(r, conf)) {
+        return verify_request(r, conf, RV_AT_ACCESS);
     }
-    return verify_request(r, conf, RV_AT_ACCESS);
+    if (conf->source_header) {
+        unset_source_header(r, conf);
+    }
+    return DECLINED;
 }
 
 /* The ErrorDocument of a refused request, when a CGI or a proxied
@@ -1273,7 +1302,7 @@ static ap_filter_rec_t *keep_refusal_status_filter;
  * httpd's REDIRECT_ copies of REDOX_VERIFY and REDOX_SOURCE: the access
  * log's %{REDOX_VERIFY}e, which reads the final request, must show the
  * verdict.  After a refusal, the response keeps the refusal's status. */
-static void carry_verdict(request_rec *r)
+static RV_NOINLINE void carry_verdict(request_rec *r)
 {
     const rv_req_state *v = verdict_before(r->prev);
 
@@ -1294,20 +1323,11 @@ static void carry_verdict(request_rec *r)
  * same configuration) and a fast internal redirect by mod_negotiation
  * (MultiViews) changes the scope after it; the fixups run on every
  * request.  Fail closed. */
-static int rv_fixups(request_rec *r)
+static RV_NOINLINE int fixups_in_scope(request_rec *r, const rv_dir_conf *conf)
 {
-    const rv_dir_conf *conf;
-    const rv_req_state *st;
+    const rv_req_state *st = own_state(r);
     int status;
 
-    if (r->prev != NULL) {
-        carry_verdict(r);
-    }
-    conf = dir_conf(r);
-    if (!in_verified_scope(r, conf)) {
-        return DECLINED;
-    }
-    st = own_state(r);
     if (st != NULL && st->scope == conf && st->verdict != RV_V_NONE) {
         if (st->verdict == RV_V_ACCEPTED || st->verdict == RV_V_DEFERRED) {
             return DECLINED;
@@ -1327,26 +1347,57 @@ static int rv_fixups(request_rec *r)
     return status == OK ? DECLINED : status;
 }
 
+static int rv_fixups(request_rec *r)
+{
+    const rv_dir_conf *conf;
+
+    if (r->prev != NULL) {
+        carry_verdict(r);
+    }
+    conf = dir_conf(r);
+    if (!in_verified_scope(r, conf)) {
+        return DECLINED;
+    }
+    return fixups_in_scope(r, conf);
+}
+
 /* The handler phase, first: the request that runs is checked where it
  * landed when its scope changed after the fixups (mod_dir's fast internal
  * redirect to its DirectoryIndex file), and a sub-request that was left
  * to it (a handshake's lookup) is decided now. */
-static int rv_handler(request_rec *r)
+static RV_NOINLINE int handler_in_scope(request_rec *r,
+                                        const rv_dir_conf *conf)
 {
-    const rv_dir_conf *conf = dir_conf(r);
-    const rv_req_state *st;
+    const rv_req_state *st = own_state(r);
     int status;
 
-    if (!in_verified_scope(r, conf)) {
-        return DECLINED;
-    }
-    st = own_state(r);
     if (st != NULL && st->scope == conf && st->verdict != RV_V_NONE
         && st->verdict != RV_V_DEFERRED) {
         return DECLINED;
     }
     status = verify_request(r, conf, RV_AT_HANDLER);
     return status == OK ? DECLINED : status;
+}
+
+/* The module's one handler hook: the check, then the metrics handler.
+ * Runs for every request: the handler name's first character turns
+ * nearly all of them away without a strcmp call. */
+static int rv_handler(request_rec *r)
+{
+    const rv_dir_conf *conf = dir_conf(r);
+
+    if (in_verified_scope(r, conf)) {
+        int status = handler_in_scope(r, conf);
+
+        if (status != DECLINED) {
+            return status;
+        }
+    }
+    if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]
+        || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
+        return DECLINED;
+    }
+    return rv_serve_metrics(r);
 }
 
 static void register_hooks(apr_pool_t *p)

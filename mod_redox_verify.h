@@ -20,6 +20,15 @@
 
 extern module AP_MODULE_DECLARE_DATA redox_verify_module;
 
+/* The per-request hooks run for every request: each keeps its test of
+ * whether it has work inline and its work in a function of its own, so
+ * that a request it has nothing to do for costs a few instructions. */
+#if defined(__GNUC__)
+#define RV_NOINLINE __attribute__((noinline))
+#else
+#define RV_NOINLINE
+#endif
+
 /* A scope's token set as configured.  The setter registers each set with
  * the server it is configured in; post_config plans and lays out the
  * counters once the whole configuration is read. */
@@ -47,7 +56,12 @@ extern rv_counter *rv_counters;
  * every scope's set) and lays them out; OK, or the failure's status. */
 int rv_status_post_config(apr_pool_t *pconf, server_rec *s,
                           const apr_array_header_t *token_confs);
-/* The metrics handler, the server-status section and the counters' own
+/* SetHandler redox-verify-metrics: the Prometheus text format.  Who may
+ * read it is up to the scope's Require lines.  Called from the module's
+ * one handler hook (rv_handler), after the check of a verified scope. */
+#define RV_METRICS_HANDLER "redox-verify-metrics"
+int rv_serve_metrics(request_rec *r);
+/* The server-status section and the counters' own
  * pre_config and pre_mpm work. */
 void rv_status_register_hooks(apr_pool_t *p);
 

@@ -32,8 +32,6 @@
  * module's own file does through AP_DECLARE_MODULE. */
 APLOG_USE_MODULE(redox_verify);
 
-#define RV_METRICS_HANDLER "redox-verify-metrics"
-
 /* The counters of this generation.  Module globals are set in the parent
  * before it forks, so every child inherits them; the store itself lives in
  * the process pool and outlives generations (see rv_status_post_config). */
@@ -221,21 +219,13 @@ static apr_uint64_t *read_values(apr_pool_t *p, const rv_plan *plan)
     return values;
 }
 
-/* SetHandler redox-verify-metrics: the Prometheus text format.  Who may
- * read it is up to the scope's Require lines. */
-static int rv_metrics_handler(request_rec *r)
+int rv_serve_metrics(request_rec *r)
 {
     const rv_plan *plan;
     const char *text;
     apr_size_t len;
     int rv;
 
-    /* Runs for every request that reaches the handler phase: the first
-     * character turns nearly all of them away without a strcmp call. */
-    if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]
-        || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
-        return DECLINED;
-    }
     ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
@@ -285,7 +275,6 @@ void rv_status_register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_pre_config(rv_status_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_mpm(rv_status_pre_mpm, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_handler(rv_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, rv_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
 }

@@ -377,10 +377,14 @@ def targets(res):
         r = total('rej') / total('exprrej')
         rows.append(('rej', '<= %s (1.00x exprrej)' % fmt(total('exprrej')),
                      '%.3fx' % r, r <= 1.00))
-    if 'out' in res and 'base' in res:
-        d = total('out') - total('base')
-        rows.append(('out', '< %s (base + 100)' % fmt(total('base') + 100),
-                     '{:+,.0f}'.format(d), d < 100))
+    if 'out' in res:
+        # the module's work outside a verified scope: its own calls (the
+        # total beside base also holds httpd's calls of the hooks and its
+        # walk of the other server's configuration)
+        own = res['out']['own']
+        extra = (' (total %+d vs base)' % (total('out') - total('base'))
+                 if 'base' in res else '')
+        rows.append(('out', 'own < 100' + extra, fmt(own), own < 100))
     return [{'scenario': k, 'target': t, 'figure': f, 'pass': ok}
             for k, t, f, ok in rows]
 

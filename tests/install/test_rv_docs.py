@@ -456,15 +456,18 @@ def test_rv_docs_token_one_liners_give_the_digest(doc_text, tmp_path):
 def handler_names():
     """The handler names the module's glue files (mod_redox_verify*.c)
     answer (r->handler compared with a literal or a macro of one defined
-    in the same file)."""
+    in a glue file or the glue's header, mod_redox_verify.h)."""
     sources = sorted(glob.glob(os.path.join(TOP, "mod_redox_verify*.c")))
     assert sources, "no mod_redox_verify*.c in " + TOP
+    macros = {}
+    for path in sources + [os.path.join(TOP, "mod_redox_verify.h")]:
+        with open(path, encoding="utf-8") as f:
+            macros.update(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"',
+                                     f.read(), re.M))
     names = set()
     for path in sources:
         with open(path, encoding="utf-8") as f:
             src = f.read()
-        macros = dict(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"', src,
-                                 re.M))
         found = set()
         for ref in re.findall(r"\bstr(?:case)?cmp\(\s*r->handler\s*,\s*"
                               r"(\w+|\"[^\"]*\")\s*\)", src):
