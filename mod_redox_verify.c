@@ -873,16 +873,21 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
                       conf->scope);
     }
     else {
+        /* As short as httpd's own AH01630: the line is written for every
+         * refused request, and its cost is in its length. */
         ap_log_rerror(APLOG_MARK, quiet ? APLOG_DEBUG : APLOG_ERR, 0, r,
-                      "redox_verify: denied %s%s: uri \"%s\", vhost %s:%u, "
-                      "scope %s%s",
-                      what, st->outcome, r->uri, ap_get_server_name(r),
-                      (unsigned)ap_get_server_port(r), conf->scope,
+                      "redox_verify: denied %s%s: uri \"%s\"%s", what,
+                      st->outcome, r->uri,
                       why == RV_NO_TOKENS ? "; RedoxVerify is On but no "
                                             "RedoxVerificationToken is in "
                                             "effect here"
                       : why == RV_EXPIRED ? expired_hint(r, conf, slot)
                                           : "");
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "redox_verify: refused uri \"%s\" in vhost %s:%u, "
+                      "scope %s",
+                      r->uri, ap_get_server_name(r),
+                      (unsigned)ap_get_server_port(r), conf->scope);
     }
     if (status == HTTP_UNAUTHORIZED) {
         const char *realm = ap_auth_name(r);

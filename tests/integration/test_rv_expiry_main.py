@@ -109,9 +109,13 @@ def test_rv_expiry_main_expired_token_refused(ex):
     lines = ex.error_lines("denied expired")
     line = [l for l in lines if "token \"old\"" in l]
     assert line, lines
-    assert re.search(r'redox_verify: denied expired: uri "/redox/x", vhost a\.test:\d+, '
-                     r'scope /redox/ \(.*\); token "old" expired at %s$'
+    assert re.search(r'\[redox_verify:error\].* redox_verify: denied expired: '
+                     r'uri "/redox/x"; token "old" expired at %s$'
                      % re.escape(T["past"]), line[-1]), line[-1]
+    # where: the vhost and the scope, at debug level, on the line after it
+    where = ex.error_lines('refused uri "/redox/x" in vhost')
+    assert re.search(r'\[redox_verify:debug\].* redox_verify: refused uri "/redox/x" '
+                     r'in vhost a\.test:\d+, scope /redox/ \(.*:\d+\)$', where[-1]), where
     # a token from a file, with expires= after it, the same
     r = ex.request("/redox/x", host=A, headers=both(T["filetok"]))
     assert r.status == 401 and ex.access_fields(r.rid) == ("-", "expired")
