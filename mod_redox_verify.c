@@ -36,10 +36,9 @@
 #include "mod_redox_verify.h"
 #include "rv_handshake.h"
 
-#define RV_UNSET         (-1)
-#define RV_ENV_SOURCE    "REDOX_SOURCE"
-#define RV_ENV_OUTCOME   "REDOX_VERIFY"
-#define RV_DEFAULT_REALM "Redox"
+#define RV_UNSET       (-1)
+#define RV_ENV_SOURCE  "REDOX_SOURCE"
+#define RV_ENV_OUTCOME "REDOX_VERIFY"
 
 typedef struct {
     int verify;                /* RedoxVerify: RV_UNSET, 0 or 1 */
@@ -890,13 +889,10 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
                       (unsigned)ap_get_server_port(r), conf->scope);
     }
     if (status == HTTP_UNAUTHORIZED) {
-        const char *realm = ap_auth_name(r);
-
         apr_table_setn(r->err_headers_out,
                        (PROXYREQ_PROXY == r->proxyreq) ? "Proxy-Authenticate"
                                                        : "WWW-Authenticate",
-                       rv_bearer_challenge(
-                           r->pool, realm ? realm : RV_DEFAULT_REALM, why));
+                       rv_bearer_challenge(r->pool, ap_auth_name(r), why));
     }
     /* An ErrorDocument given as a full URL makes httpd answer a 403 or 404
      * with a redirect, which a client may follow to a 200: the refusal

@@ -968,15 +968,28 @@ int rv_parse_deny_status(const char *word)
 const char *rv_bearer_challenge(apr_pool_t *p, const char *realm,
                                 rv_outcome why)
 {
-    const char *error = "";
+#define RV_ERRORS(prefix)                                                     \
+    {                                                                         \
+        prefix, prefix ", error=\"invalid_token\"",                           \
+            prefix ", error=\"invalid_request\""                              \
+    }
+    /* the default realm's, built once */
+    static const char *const as_default[] =
+        RV_ERRORS("Bearer realm=\"" RV_DEFAULT_REALM "\"");
+    static const char *const errors[] = RV_ERRORS("");
+#undef RV_ERRORS
+    int e = 0;
 
     if (why == RV_WRONG_TOKEN || why == RV_MISMATCH || why == RV_EXPIRED) {
-        error = ", error=\"invalid_token\"";
+        e = 1;
     }
     else if (why == RV_MALFORMED) {
-        error = ", error=\"invalid_request\"";
+        e = 2;
     }
-    return apr_pstrcat(p, "Bearer realm=\"", realm, "\"", error, NULL);
+    if (realm == NULL) {
+        return as_default[e];
+    }
+    return apr_pstrcat(p, "Bearer realm=\"", realm, "\"", errors[e], NULL);
 }
 
 int rv_env_names_header(const char *key, const char *name)

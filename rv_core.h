@@ -140,9 +140,11 @@ int rv_bearer_is_ours(const rv_tokenset *s, const char *authorization,
                       int checked);
 
 /* The WWW-Authenticate value of a 401 refusal for this outcome (RFC 6750):
- * Bearer with the realm, and the error code that the outcome maps to,
+ * Bearer with the realm (AuthName; NULL: RV_DEFAULT_REALM, with no
+ * allocation), and the error code that the outcome maps to,
  * invalid_token (a wrong, mismatched or expired token) or invalid_request
  * (a malformed header); none for a missing token. */
+#define RV_DEFAULT_REALM "Redox"
 const char *rv_bearer_challenge(apr_pool_t *p, const char *realm,
                                 rv_outcome why);
 

@@ -941,6 +941,12 @@ static void test_bearer_challenge(void **state)
     }
     assert_string_equal(rv_bearer_challenge(pool, "Hooks", RV_MISSING),
                         "Bearer realm=\"Hooks\"");
+    /* no AuthName: the default realm's, the same text */
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_string_equal(
+            rv_bearer_challenge(pool, NULL, cases[i].why),
+            rv_bearer_challenge(pool, RV_DEFAULT_REALM, cases[i].why));
+    }
 }
 
 /* The environment names a request header reaches a CGI or SSI page by. */
