@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,30 @@ static void test_digest_known_answer(void **state)
     assert_memory_equal(d, want, RV_DIGEST_LEN);
 }
 
+/* With the per-thread contexts, each digest starts from a fresh state:
+ * known answers for values of other lengths in turn.  Returns NULL, or
+ * the value whose digest was wrong. */
+static void *digests_in_order(void *arg)
+{
+    static const char *const values[] = {"abc", "", "abc", NULL};
+    static const char *const hex[] = {
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"};
+    unsigned char d[RV_DIGEST_LEN], want[RV_DIGEST_LEN];
+    int i;
+
+    (void)arg;
+    for (i = 0; values[i] != NULL; i++) {
+        if (!rv_hex_digest(hex[i], want)
+            || !rv_digest(values[i], strlen(values[i]), d)
+            || memcmp(d, want, RV_DIGEST_LEN) != 0) {
+            return (void *)values[i];
+        }
+    }
+    return NULL;
+}
+
 /* httpd reloads the module with every configuration: the fetched digest is
  * released by a pconf cleanup (`make asan` reports a leak otherwise), and
  * digests still work after the release, after a new init and with the
@@ -187,6 +212,16 @@ static void test_digest_cleanup(void **state)
     digest_of("abc", d);
     digest_of("abc", d);
     assert_memory_equal(d, want, RV_DIGEST_LEN);
+    assert_null(digests_in_order(NULL));
+    /* a thread of its own gets contexts of its own, freed when it ends */
+    {
+        pthread_t t;
+        void *res = (void *)"not run";
+
+        assert_int_equal(pthread_create(&t, NULL, digests_in_order, NULL), 0);
+        assert_int_equal(pthread_join(t, &res), 0);
+        assert_null(res);
+    }
 }
 
 static void test_tokenset(void **state)
