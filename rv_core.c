@@ -111,8 +111,10 @@ static int bearer_word(const char *p)
     return 1;
 }
 
-rv_presence rv_parse_bearer(const char *value, const char **tok,
-                            apr_size_t *len)
+/* The scheme part of an Authorization value: RV_PRESENT when it is
+ * "Bearer" and spaces (*rest: what follows them, the token if the value is
+ * well-formed), else RV_ABSENT (another scheme) or RV_BAD. */
+static rv_presence bearer_scheme(const char *value, const char **rest)
 {
     const char *p;
 
@@ -138,7 +140,25 @@ rv_presence rv_parse_bearer(const char *value, const char **tok,
     while (*p == ' ') {
         p++;
     }
-    return token_at(p, tok, len);
+    *rest = p;
+    return RV_PRESENT;
+}
+
+rv_presence rv_parse_bearer(const char *value, const char **tok,
+                            apr_size_t *len)
+{
+    const char *rest;
+    rv_presence pa = bearer_scheme(value, &rest);
+
+    return pa == RV_PRESENT ? token_at(rest, tok, len) : pa;
+}
+
+static const char *skip_ows(const char *p)
+{
+    while (IS_OWS(*p)) {
+        p++;
+    }
+    return p;
 }
 
 rv_presence rv_parse_vtoken(const char *value, const char **tok,
@@ -147,10 +167,7 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
     if (value == NULL) {
         return RV_ABSENT;
     }
-    while (IS_OWS(*value)) {
-        value++;
-    }
-    return token_at(value, tok, len);
+    return token_at(skip_ows(value), tok, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -515,7 +532,7 @@ rv_outcome rv_verify_slot(const rv_tokenset *s, rv_hdr_mode mode,
                           const char *authorization, const char *vtoken,
                           int *slot, unsigned char digest[RV_DIGEST_LEN])
 {
-    const char *a = NULL, *v = NULL, *tok;
+    const char *a = NULL, *v = NULL, *tok, *arest = NULL;
     apr_size_t alen = 0, vlen = 0, len;
     rv_presence pa = RV_ABSENT, pv = RV_ABSENT;
 
@@ -523,11 +540,23 @@ rv_outcome rv_verify_slot(const rv_tokenset *s, rv_hdr_mode mode,
     if (rv_tokenset_count(s) == 0) {
         return RV_NO_TOKENS; /* fail closed */
     }
-    if (mode != RV_HDR_VTOKEN) {
-        pa = rv_parse_bearer(authorization, &a, &alen);
+    if (mode != RV_HDR_VTOKEN
+        && (pa = bearer_scheme(authorization, &arest)) == RV_PRESENT) {
+        pa = token_at(arest, &a, &alen);
     }
-    if (mode != RV_HDR_BEARER) {
-        pv = rv_parse_vtoken(vtoken, &v, &vlen);
+    if (mode != RV_HDR_BEARER && vtoken != NULL) {
+        const char *vrest = skip_ows(vtoken);
+
+        /* The same string as the Bearer's token (as Redox sends them):
+         * the same answer, without reading it twice. */
+        if (arest != NULL && strcmp(arest, vrest) == 0) {
+            pv = pa;
+            v = a;
+            vlen = alen;
+        }
+        else {
+            pv = token_at(vrest, &v, &vlen);
+        }
     }
     if (pa == RV_BAD || pv == RV_BAD) {
         return RV_MALFORMED;
@@ -599,11 +628,13 @@ int rv_bearer_is_ours(const rv_tokenset *s, const char *authorization,
     const char *tok;
     apr_size_t len;
 
+    if (checked) {
+        /* The check accepted this value in a mode that reads it, so a
+         * Bearer here carries a well-formed token: the scheme decides. */
+        return bearer_scheme(authorization, &tok) == RV_PRESENT;
+    }
     if (rv_parse_bearer(authorization, &tok, &len) != RV_PRESENT) {
         return 0;
-    }
-    if (checked) {
-        return 1;
     }
     return rv_tokenset_count(s) > 0 && rv_digest(tok, len, digest)
            && find_slot(s, digest) >= 0;

@@ -133,8 +133,8 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
  * header that carries one of the set's tokens, a secret of ours to strip
  * from a verified request?  checked: the request was just accepted by a
  * check that read this header (RedoxTokenHeaders both, bearer or any), so
- * a well-formed Bearer there is the accepted token and is not digested
- * again.  Otherwise a well-formed Bearer's token is digested, once, and
+ * a Bearer there is the accepted token: its scheme decides, its token is
+ * neither read nor digested again.  Otherwise a well-formed Bearer's token is digested, once, and
  * looked up in constant time.  Anything else (no header, another scheme,
  * a malformed Bearer, a token not in the set such as an OAuth 2.0 access
  * token) is not ours: 0. */

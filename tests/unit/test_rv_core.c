@@ -371,6 +371,32 @@ static void test_verify_both(void **state)
     assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK, "", &name),
                      RV_MALFORMED);
     assert_int_equal(verify(s, RV_HDR_BOTH, NULL, NULL, &name), RV_MISSING);
+    /* The two values the same string after the scheme and the leading
+     * whitespace (read once): the answer of reading both. */
+    assert_int_equal(
+        verify(s, RV_HDR_BOTH, "Bearer  " TOK " \t", "\t " TOK " \t", &name),
+        RV_OK);
+    assert_string_equal(name, "one");
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer a b", "a b", &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_ANY, "Bearer a b", "a b", &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer \t", "\t", &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer x" TOK, "x" TOK, &name),
+                     RV_WRONG_TOKEN);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK " ", TOK, &name),
+                     RV_OK);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK, TOK "x", &name),
+                     RV_MISMATCH);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK "x", TOK, &name),
+                     RV_MISMATCH);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK " x", TOK, &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_BEARER, "Bearer " TOK, "a b", &name),
+                     RV_OK);
+    assert_int_equal(verify(s, RV_HDR_VTOKEN, "Bearer a b", TOK, &name),
+                     RV_OK);
 }
 
 static void test_verify_any(void **state)
@@ -500,7 +526,10 @@ static void test_bearer_is_ours(void **state)
     assert_false(rv_bearer_is_ours(rv_tokenset_make(pool), "Bearer " TOK, 0));
     /* Checked: a well-formed Bearer is the token just accepted. */
     assert_true(rv_bearer_is_ours(s, "Bearer " TOK, 1));
+    assert_true(rv_bearer_is_ours(s, "  bearer   " TOK " ", 1));
     assert_false(rv_bearer_is_ours(s, "Basic " TOK, 1));
+    assert_false(rv_bearer_is_ours(s, "Bearerish " TOK, 1));
+    assert_false(rv_bearer_is_ours(s, "", 1));
     assert_false(rv_bearer_is_ours(s, NULL, 1));
 }
 
