@@ -41,8 +41,9 @@ WARN      = -Wall -Wextra
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 
-SRCS      = mod_redox_verify.c rv_core.c rv_handshake.c rv_metrics.c
-HDRS      = rv_core.h rv_handshake.h rv_metrics.h
+SRCS      = mod_redox_verify.c mod_redox_verify_status.c rv_core.c \
+            rv_handshake.c rv_metrics.c
+HDRS      = mod_redox_verify.h rv_core.h rv_handshake.h rv_metrics.h
 MODULE    = .libs/mod_redox_verify.so
 MANPAGE   = build/man/redox_verify.5
 PROBE     = probe/redox-verify-probe
@@ -65,7 +66,8 @@ DEB_PACKAGE = build-essential debhelper dpkg-dev apache2-ssl-dev libcmocka-dev \
 # ... and the man pages (make man, also part of make deb and make install).
 DEB_MAN   = go-md2man
 # ... and the benchmarks (make bench).
-DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev
+# binutils: addr2line, for the native phase's per-function figures.
+DEB_BENCH = wrk valgrind util-linux gcc libc6-dev libapr1-dev libssl-dev binutils
 
 .PHONY: all deps deps-build deps-deb deps-bench run test unit integration rules \
         install-test install uninstall man deb bench bench-quick format clean \
@@ -144,10 +146,10 @@ rules:
 deps-bench: deps-build
 	@tools/ensure-debs $(DEB_BENCH)
 
-# Loopback only; server and wrk pinned to different cores.  See README.md,
-# "Performance".  Results in bench/out/.
+# Loopback only; server and wrk pinned to different cores.  See
+# bench/README.md.  Results in bench/out/.
 bench: deps-bench
-	@$(MAKE) --no-print-directory all bench/micro
+	@$(MAKE) --no-print-directory all bench/micro bench/stepcount
 	$(PYTHON) bench/run.py $(if $(QUICK),--quick)
 
 bench-quick:
@@ -158,6 +160,10 @@ bench/micro: bench/micro.c rv_core.c $(HDRS)
 	$(CC) $(WARN) -g -O2 -I. $$(pkg-config --cflags apr-1 openssl) \
 	    $(EXTRA_CFLAGS) -o $@ bench/micro.c rv_core.c \
 	    $$(pkg-config --libs apr-1 openssl) $(EXTRA_LDFLAGS)
+
+# The native phase's single-step counter (bench/native.py drives it).
+bench/stepcount: bench/stepcount.c
+	$(CC) $(WARN) -g -O2 $(EXTRA_CFLAGS) -o $@ $< $(EXTRA_LDFLAGS)
 
 # The package (make deb) and a2enmod, the apxs install and uninstall, and
 # the reference manual against the directives the built module registers.
@@ -310,12 +316,14 @@ lint: deps-build deps-lint
 	for f in $(SRCS); do \
 	    $(CC) -c -o /dev/null $(APXS_CFLAGS) $(WARN) -Werror $(APXS_CPPFLAGS) \
 	        $(PKG_CFLAGS) $$f || exit 1; done
+	$(CC) -c -o /dev/null $(WARN) -Werror bench/stepcount.c
 	cppcheck -q --inconclusive --error-exitcode=1 \
 	    --enable=warning,portability --suppress=missingIncludeSystem \
 	    --suppress=varFuncNullUB $(APXS_CPPFLAGS) \
-	    -I/usr/include -I/usr/include/$(MULTIARCH) $(SRCS) $(FUZZ_SRCS)
+	    -I/usr/include -I/usr/include/$(MULTIARCH) $(SRCS) $(FUZZ_SRCS) \
+	    bench/stepcount.c
 	clang-format --dry-run --Werror $(C_FILES)
-	pyflakes3 $(PROBE)
+	pyflakes3 $(PROBE) bench/native.py
 	@echo "lint: no warnings, formatted as .clang-format says"
 
 # httpd style, as .clang-format encodes it, on every C file.
@@ -386,7 +394,8 @@ load-asan: deps-build deps-asan deps-load
 	    $(PYTHON) tests/load/run --seconds $(LOAD_ASAN_SECONDS) --no-memory-check
 
 clean:
-	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) $(RELOAD_SO) build bench/micro
+	rm -rf .libs *.la *.lo *.o *.slo $(UNIT_TESTS) $(RELOAD_SO) build bench/micro \
+	    bench/stepcount
 
 # ---------------------------------------------------------------------------
 # The README's two commands on a brand-new Debian 12: tools/fresh-test

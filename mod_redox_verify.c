@@ -16,9 +16,10 @@
  * redox-verify-metrics) and in mod_status's server-status page.
  *
  * The parsing and checking live in rv_core.c and rv_handshake.c, the
- * counter store and its renderings in rv_metrics.c; this file is the httpd
- * glue: configuration, the access check, the handshake answer, logging,
- * the denial response and the counters' layout.
+ * counters' plan, store and renderings in rv_metrics.c.  This file is the
+ * httpd glue of the configuration and the request path (the access check,
+ * the handshake answer, logging, the refusal); mod_redox_verify_status.c
+ * lays the counters out and shows them.
  */
 
 #include "httpd.h"
@@ -28,117 +29,36 @@
 #include "http_main.h"
 #include "http_protocol.h"
 #include "http_request.h"
-#include "ap_listen.h"
 #include "mod_core.h"
-#include "mod_status.h"
-#include "scoreboard.h"
 
-#include "apr_hash.h"
-#include "apr_lib.h"
-#include "apr_optional_hooks.h"
 #include "apr_strings.h"
 
-#include "rv_core.h"
+#include "mod_redox_verify.h"
 #include "rv_handshake.h"
-#include "rv_metrics.h"
 
-module AP_MODULE_DECLARE_DATA redox_verify_module;
-
-#define RV_UNSET           (-1)
-#define RV_ENV_SOURCE      "REDOX_SOURCE"
-#define RV_ENV_OUTCOME     "REDOX_VERIFY"
-#define RV_HDR_VTOKEN_NAME "verification-token"
-#define RV_DEFAULT_REALM   "Redox"
-#define RV_METRICS_HANDLER "redox-verify-metrics"
-
-/* A scope's token set and where its tokens' counters are.  The setter
- * registers each set with the server it is configured in; post_config
- * fills in the counters once the whole configuration is read. */
-typedef struct {
-    rv_tokenset *set;
-    server_rec *server; /* where the set is configured */
-    /* The first counter of the (VirtualHost, NAME) block of the token in
-     * slot i when the request's server has ordinal o:
-     * first[o * stride + i].  A set in a VirtualHost serves only that
-     * VirtualHost (stride 0); one in the main server serves them all. */
-    apr_uint32_t *first;
-    apr_uint32_t stride;
-    /* The set's longest token, checked against LimitRequestFieldSize. */
-    apr_size_t longest;
-    const char *longest_name;
-    const char *longest_where; /* file:line */
-} rv_token_counters;
+#define RV_UNSET         (-1)
+#define RV_ENV_SOURCE    "REDOX_SOURCE"
+#define RV_ENV_OUTCOME   "REDOX_VERIFY"
+#define RV_DEFAULT_REALM "Redox"
 
 typedef struct {
-    apr_uint32_t ordinal; /* position in the server list */
-    apr_uint32_t block;   /* first counter of the VirtualHost block */
-    int verified;         /* a RedoxVerify On applies in this server */
-} rv_srv_conf;
-
-typedef struct {
-    int verify;                  /* RedoxVerify: RV_UNSET, 0 or 1 */
-    int strip;                   /* RedoxStripTokens */
-    int mode;                    /* RedoxTokenHeaders: an rv_hdr_mode */
-    int deny_status;             /* RedoxDenyStatus */
-    int challenge;               /* RedoxChallenge */
-    const char *source_header;   /* RedoxSourceHeader, NULL when unset */
-    rv_tokenset *tokens;         /* shared, never copied, by merges */
-    rv_token_counters *counters; /* the counters of tokens' tokens */
-    const char *scope;           /* where the RedoxVerify in force is */
+    int verify;                /* RedoxVerify: RV_UNSET, 0 or 1 */
+    int strip;                 /* RedoxStripTokens */
+    int mode;                  /* RedoxTokenHeaders: an rv_hdr_mode */
+    int deny_status;           /* RedoxDenyStatus */
+    int challenge;             /* RedoxChallenge */
+    const char *source_header; /* RedoxSourceHeader, NULL when unset */
+    rv_tokenset *tokens;       /* shared, never copied, by merges */
+    rv_token_conf *token_conf; /* tokens' registration and counters */
+    const char *scope;         /* where the RedoxVerify in force is */
     /* RedoxVerify Off inside a verified scope: the scope it exempts from,
      * which still applies to an ambiguous path (rv_path_ambiguous). */
     const char *exempted_from;
 } rv_dir_conf;
 
-/* What the module knows of a request.  The request the client sent (the
- * original: neither a sub-request nor an internal redirect) carries its
- * query as sent, before masking, and whether its verdict is counted yet.
- * Each request a verdict is made for records it and the scope
- * (per-directory configuration) it was made in: a request whose scope
- * changes afterwards, as a fast internal redirect by mod_dir or
- * mod_negotiation changes it, is checked again where it lands; an
- * internal redirect or sub-request of an accepted request is checked
- * against its own scope with the digest, since its headers are gone; the
- * ErrorDocument of a refused request keeps the refusal's status. */
-typedef enum {
-    RV_V_NONE = 0, /* no verdict yet */
-    RV_V_ACCEPTED, /* a token was accepted: name, digest */
-    RV_V_REFUSED,  /* denied, or a handshake refused: status */
-    RV_V_ANSWERED, /* a handshake answered: DONE */
-    RV_V_DEFERRED  /* a sub-request of a handshake-shaped request, which
-                    * the request that runs answers or refuses */
-} rv_verdict;
-
-typedef struct {
-    const rv_dir_conf *scope; /* where the verdict was made */
-    rv_verdict verdict;
-    int status;
-    const char *outcome; /* REDOX_VERIFY */
-    const char *name;    /* the accepted token's NAME, or NULL */
-    unsigned char digest[RV_DIGEST_LEN];
-    /* The original request: its query as sent, before masking (masked),
-     * and whether its verdict is counted yet. */
-    const char *args_as_sent;
-    int masked;
-    int counted;
-    /* This request was looked at as a handshake in this scope: its body,
-     * if any, is read. */
-    const rv_dir_conf *handshake_tried;
-} rv_req_state;
-
-/* The counters of this generation.  Module globals are set in the parent
- * before it forks, so every child inherits them; the store itself lives in
- * the process pool and outlives generations (see post_config). */
-static apr_array_header_t *registered; /* rv_token_counters *, in pconf */
-static rv_store *store;
-static rv_counter *counters; /* the store's newest segment */
-static rv_series *series;    /* what is exported, sorted */
-static int series_count;
-static apr_uint64_t *series_consts; /* values fixed by the configuration */
-/* The generation's servers and their vhost labels, by ordinal, in pconf:
- * pre_mpm lays the counters out afresh from them after a hard restart. */
-static server_rec *layout_servers;
-static const char **layout_labels;
+/* Every scope's token set (rv_token_conf *, in pconf), registered by the
+ * setter for the startup checks and the counters. */
+static apr_array_header_t *token_confs;
 /* Does a RedoxVerify On apply anywhere in this generation's configuration?
  * And where is the first literal token (mod_info shows it)? */
 static int any_verified;
@@ -147,7 +67,7 @@ static const char *literal_token_at;
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
 
-static void *create_dir_conf(apr_pool_t *p, char *dir)
+static void *create_rv_dir_config(apr_pool_t *p, char *dir)
 {
     rv_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
@@ -160,7 +80,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     return conf;
 }
 
-static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+static void *merge_rv_dir_config(apr_pool_t *p, void *basev, void *addv)
 {
     rv_dir_conf *base = basev, *add = addv;
     rv_dir_conf *conf = apr_palloc(p, sizeof(*conf));
@@ -188,20 +108,26 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->source_header =
         add->source_header ? add->source_header : base->source_header;
     conf->tokens = add->tokens ? add->tokens : base->tokens;
-    conf->counters = add->tokens ? add->counters : base->counters;
+    conf->token_conf = add->tokens ? add->token_conf : base->token_conf;
     return conf;
 }
 
 /* Per server: whether a verified scope applies there, and the counters'
  * place, filled in by post_config.  A VirtualHost inherits the main
  * server's sections, so a RedoxVerify On there applies to every one. */
-static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+static void *create_rv_srv_config(apr_pool_t *p, server_rec *s)
 {
     (void)s;
     return apr_pcalloc(p, sizeof(rv_srv_conf));
 }
 
-static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+/* Not a NULL merger: a VirtualHost's record alone would not see a
+ * RedoxVerify On in the main server's sections (its requests would not be
+ * masked for the log, its counters not laid out).  The module is flagged
+ * AP_MODULE_FLAG_ALWAYS_MERGE, so every VirtualHost gets a record of its
+ * own, also one with no directive of this module: the record holds the
+ * server's counters, which must not be shared with the main server. */
+static void *merge_rv_srv_config(apr_pool_t *p, void *basev, void *addv)
 {
     const rv_srv_conf *base = basev, *add = addv;
     rv_srv_conf *conf = apr_pcalloc(p, sizeof(*conf));
@@ -313,15 +239,16 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
     err = rv_resolve_value(cmd->temp_pool, argc - 1, args, digest, &len);
     if (err == NULL) {
         if (conf->tokens == NULL) {
-            rv_token_counters *tc = apr_pcalloc(cmd->pool, sizeof(*tc));
+            rv_token_conf *tc = apr_pcalloc(cmd->pool, sizeof(*tc));
 
-            conf->tokens = tc->set = rv_tokenset_make(cmd->pool);
+            conf->tokens = rv_tokenset_make(cmd->pool);
+            tc->plan.set = conf->tokens;
             tc->server = cmd->server;
-            conf->counters = tc;
-            if (registered == NULL) {
-                registered = apr_array_make(cmd->pool, 8, sizeof(tc));
+            conf->token_conf = tc;
+            if (token_confs == NULL) {
+                token_confs = apr_array_make(cmd->pool, 8, sizeof(tc));
             }
-            APR_ARRAY_PUSH(registered, rv_token_counters *) = tc;
+            APR_ARRAY_PUSH(token_confs, rv_token_conf *) = tc;
         }
         err = rv_tokenset_add_expiring(conf->tokens, argv[0], digest, expires);
     }
@@ -331,10 +258,10 @@ static const char *set_token(cmd_parms *cmd, void *dconf, int argc,
     }
     where = apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
                          cmd->directive->line_num);
-    if (len > conf->counters->longest) {
-        conf->counters->longest = len;
-        conf->counters->longest_name = apr_pstrdup(cmd->pool, argv[0]);
-        conf->counters->longest_where = where;
+    if (len > conf->token_conf->longest) {
+        conf->token_conf->longest = len;
+        conf->token_conf->longest_name = apr_pstrdup(cmd->pool, argv[0]);
+        conf->token_conf->longest_where = where;
     }
     if (literal_token_at == NULL && rv_value_is_literal(args[0])) {
         literal_token_at = apr_psprintf(cmd->pool, "%s (%s)", argv[0], where);
@@ -358,19 +285,7 @@ static const char *set_headers(cmd_parms *cmd, void *dconf, const char *arg)
 {
     rv_dir_conf *conf = dconf;
 
-    if (!strcasecmp(arg, "both")) {
-        conf->mode = RV_HDR_BOTH;
-    }
-    else if (!strcasecmp(arg, "any")) {
-        conf->mode = RV_HDR_ANY;
-    }
-    else if (!strcasecmp(arg, "bearer")) {
-        conf->mode = RV_HDR_BEARER;
-    }
-    else if (!strcasecmp(arg, "verification-token")) {
-        conf->mode = RV_HDR_VTOKEN;
-    }
-    else {
+    if ((conf->mode = rv_parse_hdr_mode(arg)) < 0) {
         return apr_psprintf(cmd->pool,
                             "RedoxTokenHeaders: expected both, "
                             "any, bearer or verification-token, got '%s'",
@@ -383,22 +298,14 @@ static const char *set_source_header(cmd_parms *cmd, void *dconf,
                                      const char *arg)
 {
     rv_dir_conf *conf = dconf;
-    const char *p;
 
-    for (p = arg; *p; p++) {
-        /* RFC 9110 token characters */
-        if (!apr_isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p)) {
-            break;
-        }
-    }
-    if (*arg == '\0' || *p != '\0') {
+    if (!rv_header_name_valid(arg)) {
         return apr_psprintf(cmd->pool,
                             "RedoxSourceHeader: '%s' is not a "
                             "valid header name",
                             ap_escape_logitem(cmd->pool, arg));
     }
-    if (!strcasecmp(arg, "Authorization")
-        || !strcasecmp(arg, RV_HDR_VTOKEN_NAME)) {
+    if (!strcasecmp(arg, "Authorization") || !strcasecmp(arg, RV_VTOKEN)) {
         return apr_psprintf(cmd->pool,
                             "RedoxSourceHeader: '%s' is one of "
                             "the token headers",
@@ -413,16 +320,7 @@ static const char *set_deny_status(cmd_parms *cmd, void *dconf,
 {
     rv_dir_conf *conf = dconf;
 
-    if (!strcmp(arg, "401")) {
-        conf->deny_status = HTTP_UNAUTHORIZED;
-    }
-    else if (!strcmp(arg, "403")) {
-        conf->deny_status = HTTP_FORBIDDEN;
-    }
-    else if (!strcmp(arg, "404")) {
-        conf->deny_status = HTTP_NOT_FOUND;
-    }
-    else {
+    if ((conf->deny_status = rv_parse_deny_status(arg)) < 0) {
         return apr_psprintf(cmd->pool,
                             "RedoxDenyStatus: expected 401, 403 "
                             "or 404, got '%s'",
@@ -457,6 +355,154 @@ static const command_rec redox_verify_cmds[] = {
     {NULL}};
 
 /* ------------------------------------------------------------------ */
+/* Startup                                                             */
+
+/* The module is unloaded with pconf at a restart: release the algorithm. */
+static apr_status_t digest_term(void *data)
+{
+    (void)data;
+    rv_digest_term();
+    return APR_SUCCESS;
+}
+
+static int rv_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                         apr_pool_t *ptemp)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    /* A new generation: forget the last one's (freed) configuration. */
+    token_confs = NULL;
+    any_verified = 0;
+    literal_token_at = NULL;
+    if (!rv_digest_init()) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
+                     "redox_verify: OpenSSL has no SHA-256");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_pool_cleanup_register(pconf, NULL, digest_term, apr_pool_cleanup_null);
+    return OK;
+}
+
+/* The server whose limits apply to the request header lines of requests
+ * for v: the first VirtualHost listed for v's address and port (httpd
+ * reads the headers before it knows the name-based VirtualHost). */
+static const server_rec *header_limits_of(const server_rec *s,
+                                          const server_rec *v)
+{
+    const server_rec *w;
+
+    if (!v->is_virtual || v->addrs == NULL) {
+        return s;
+    }
+    for (w = s->next; w != NULL; w = w->next) {
+        const server_addr_rec *a;
+
+        for (a = w->addrs; a != NULL; a = a->next) {
+            if (a->host_port == v->addrs->host_port
+                && apr_sockaddr_equal(a->host_addr, v->addrs->host_addr)) {
+                return w;
+            }
+        }
+    }
+    return v;
+}
+
+/* A token too long for its header line can be configured but never
+ * presented: httpd answers 400 before any module sees the request. */
+static void warn_long_tokens(server_rec *s, server_rec *log_to)
+{
+    static const apr_size_t line = sizeof("Authorization: Bearer ") - 1;
+    int t;
+
+    for (t = 0; token_confs != NULL && t < token_confs->nelts; t++) {
+        const rv_token_conf *tc =
+            APR_ARRAY_IDX(token_confs, t, rv_token_conf *);
+        const server_rec *v;
+
+        for (v = s; v != NULL && tc->longest > 0; v = v->next) {
+            const server_rec *lim = header_limits_of(s, v);
+
+            /* httpd takes a line of up to the limit plus one character */
+            if ((tc->server != s && tc->server != v)
+                || tc->longest + line
+                       <= (apr_size_t)lim->limit_req_fieldsize + 1) {
+                continue;
+            }
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, log_to,
+                         "redox_verify: RedoxVerificationToken %s (%s) is %lu "
+                         "characters: its header line \"Authorization: "
+                         "Bearer <token>\" is longer than the "
+                         "LimitRequestFieldSize %d that applies to %s:%u, so "
+                         "httpd refuses such requests with 400",
+                         tc->longest_name, tc->longest_where,
+                         (unsigned long)tc->longest, lim->limit_req_fieldsize,
+                         v->server_hostname ? v->server_hostname : "",
+                         (unsigned)(v->addrs ? v->addrs->host_port : v->port));
+            break; /* once per token set */
+        }
+    }
+}
+
+/* What no directive alone shows.  log_to: NULL for the startup output
+ * (apachectl -t, the first read of the configuration), else the error
+ * log's server. */
+static void warn_config(server_rec *s, server_rec *log_to)
+{
+    warn_long_tokens(s, log_to);
+    if (literal_token_at != NULL && ap_find_linked_module("mod_info.c")) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, log_to,
+                     "redox_verify: mod_info is loaded and "
+                     "RedoxVerificationToken %s has its token in the "
+                     "configuration: /server-info shows it; give it as "
+                     "file:, env:, exec: or sha256: instead",
+                     literal_token_at);
+    }
+}
+
+/* apachectl -t and the first read at startup say it on the terminal (the
+ * error log is not open yet); post_config says it in the error log. */
+static int rv_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        warn_config(s, NULL);
+    }
+    return OK;
+}
+
+/* A child keeps its threads: let each keep its digest context. */
+static void rv_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    if (!rv_digest_cache_per_thread()) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "redox_verify: no "
+                     "thread key for the digest context; allocating one "
+                     "per request");
+    }
+}
+
+/* Once per generation with the whole configuration read (and once more,
+ * first, for httpd's dry run at startup, which is skipped): what no
+ * directive alone shows goes to the error log, then the counters are laid
+ * out. */
+static int rv_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    warn_config(s, s);
+    return rv_status_post_config(pconf, s, token_confs);
+}
+
+/* ------------------------------------------------------------------ */
 /* Counting: one relaxed atomic add at an index fixed at startup         */
 
 static APR_INLINE const rv_srv_conf *srv_conf(const request_rec *r)
@@ -468,7 +514,7 @@ static APR_INLINE const rv_srv_conf *srv_conf(const request_rec *r)
 /* A denial or refusal: the VirtualHost block, at the outcome. */
 static APR_INLINE void count_outcome(const request_rec *r, apr_uint32_t offset)
 {
-    rv_count(counters, srv_conf(r)->block + offset);
+    rv_count(rv_counters, srv_conf(r)->block + offset);
 }
 
 /* An accepted token: its (VirtualHost, NAME) block, and the time it was
@@ -477,22 +523,59 @@ static APR_INLINE void count_token(const request_rec *r,
                                    const rv_dir_conf *conf, int slot,
                                    apr_uint32_t offset)
 {
-    const rv_token_counters *tc = conf->counters;
-    apr_uint32_t first =
-        tc->first[srv_conf(r)->ordinal * tc->stride + (apr_uint32_t)slot];
+    apr_uint32_t first = rv_plan_token_counter(&conf->token_conf->plan,
+                                               srv_conf(r)->ordinal, slot);
 
-    rv_count(counters, first + offset);
-    rv_stamp(counters, first + RV_M_LAST_ACCEPTED,
+    rv_count(rv_counters, first + offset);
+    rv_stamp(rv_counters, first + RV_M_LAST_ACCEPTED,
              (apr_uint64_t)apr_time_sec(r->request_time));
 }
 
 /* ------------------------------------------------------------------ */
 /* What the module knows of a request                                  */
 
+/* What the module knows of a request.  The request the client sent (the
+ * original: neither a sub-request nor an internal redirect) carries its
+ * query as sent, before masking, and whether its verdict is counted yet.
+ * Each request a verdict is made for records it and the scope
+ * (per-directory configuration) it was made in: a request whose scope
+ * changes afterwards, as a fast internal redirect by mod_dir or
+ * mod_negotiation changes it, is checked again where it lands; an
+ * internal redirect or sub-request of an accepted request is checked
+ * against its own scope with the digest, since its headers are gone; the
+ * ErrorDocument of a refused request keeps the refusal's status. */
+typedef enum {
+    RV_V_NONE = 0, /* no verdict yet */
+    RV_V_ACCEPTED, /* a token was accepted: name, digest */
+    RV_V_REFUSED,  /* denied, or a handshake refused: status */
+    RV_V_ANSWERED, /* a handshake answered: DONE */
+    RV_V_DEFERRED  /* a sub-request of a handshake-shaped request, which
+                    * the request that runs answers or refuses */
+} rv_verdict;
+
+typedef struct {
+    const rv_dir_conf *scope; /* where the verdict was made */
+    rv_verdict verdict;
+    int status;
+    const char *outcome; /* REDOX_VERIFY */
+    const char *name;    /* the accepted token's NAME, or NULL */
+    unsigned char digest[RV_DIGEST_LEN];
+    /* The original request: its query as sent, before masking (masked),
+     * and whether its verdict is counted yet. */
+    const char *args_as_sent;
+    int masked;
+    int counted;
+    /* This request was looked at as a handshake in this scope: its body,
+     * if any, is read. */
+    const rv_dir_conf *handshake_tried;
+} rv_req_state;
+
 /* Set, with no allocation, on a request of a server where no verified
- * scope applies: the log hook tells it from a request that httpd refused
- * before post_read_request ran. */
-static const char rv_unverified_server;
+ * scope applies (the log hook tells it from a request that httpd refused
+ * before post_read_request ran), and on one of a server where one applies
+ * that came without a query (nothing to mask, no query as sent).  Neither
+ * is a state: own_state() says NULL, make_state() makes one. */
+static const char rv_unverified_server, rv_no_query;
 
 static APR_INLINE const rv_dir_conf *dir_conf(const request_rec *r)
 {
@@ -503,17 +586,20 @@ static rv_req_state *own_state(const request_rec *r)
 {
     void *st = ap_get_module_config(r->request_config, &redox_verify_module);
 
-    return st == &rv_unverified_server ? NULL : st;
+    return st == &rv_unverified_server || st == &rv_no_query ? NULL : st;
 }
 
 static rv_req_state *make_state(request_rec *r)
 {
-    rv_req_state *st = own_state(r);
+    void *was = ap_get_module_config(r->request_config, &redox_verify_module);
+    rv_req_state *st;
 
-    if (st == NULL) {
-        st = apr_pcalloc(r->pool, sizeof(*st));
-        ap_set_module_config(r->request_config, &redox_verify_module, st);
+    if (was != NULL && was != &rv_unverified_server && was != &rv_no_query) {
+        return was;
     }
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->masked = was == &rv_no_query;
+    ap_set_module_config(r->request_config, &redox_verify_module, st);
     return st;
 }
 
@@ -542,23 +628,30 @@ static const rv_req_state *verdict_before(const request_rec *r)
     return NULL;
 }
 
-/* Is r in a verified scope: RedoxVerify On, or an exemption from one
- * (RedoxVerify Off inside it) that does not apply because the path, as
- * sent, is one a backend may resolve elsewhere (rv_path_ambiguous). */
-static int in_verified_scope(const request_rec *r, const rv_dir_conf *conf)
+/* An exemption from a verified scope (RedoxVerify Off inside it) does
+ * not apply when the path, as sent, is one a backend may resolve
+ * elsewhere (rv_path_ambiguous). */
+static RV_NOINLINE int exemption_void(const request_rec *r,
+                                      const rv_dir_conf *conf)
 {
-    if (conf->verify == 1) {
-        return 1;
+    if (!rv_path_ambiguous(r->unparsed_uri)) {
+        return 0;
     }
-    if (conf->verify == 0 && conf->exempted_from != NULL
-        && rv_path_ambiguous(r->unparsed_uri)) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "redox_verify: the exemption %s does not apply to an "
-                      "ambiguous path: verified as %s says",
-                      conf->scope, conf->exempted_from);
-        return 1;
-    }
-    return 0;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "redox_verify: the exemption %s does not apply to an "
+                  "ambiguous path: verified as %s says",
+                  conf->scope, conf->exempted_from);
+    return 1;
+}
+
+/* Is r in a verified scope: RedoxVerify On, or an exemption from one
+ * that does not apply (exemption_void). */
+static APR_INLINE int in_verified_scope(const request_rec *r,
+                                        const rv_dir_conf *conf)
+{
+    return conf->verify == 1
+           || (conf->verify == 0 && conf->exempted_from != NULL
+               && exemption_void(r, conf));
 }
 
 /* Counts a verdict once per request the client sent, whichever of its
@@ -614,26 +707,6 @@ static rv_req_state *record_verdict(request_rec *r, const rv_dir_conf *conf,
 /* ------------------------------------------------------------------ */
 /* Masking the query token                                             */
 
-/* Masks the token in the query of s (a request line or a URI): from the
- * first '?' to the first space or '#'.  Returns s when there is none. */
-static char *redact_in(apr_pool_t *p, char *s)
-{
-    char *q = s ? strchr(s, '?') : NULL, *masked;
-    apr_size_t n;
-
-    /* Runs for every logged request: no copy unless there is a token. */
-    if (q == NULL || strstr(q, "verification-token") == NULL) {
-        return s;
-    }
-    q++;
-    n = strcspn(q, " #");
-    masked = rv_hs_redact_query(p, apr_pstrmemdup(p, q, n));
-    if (masked == NULL) {
-        return s;
-    }
-    return apr_pstrcat(p, apr_pstrmemdup(p, s, q - s), masked, q + n, NULL);
-}
-
 /* A token in the URL (the GET handshake) must not reach the access log's
  * %r, %U%q or %{...}q, mod_status, httpd's own error-log lines, nor a
  * backend: mask it in every copy of the query.  The request line and the
@@ -642,8 +715,8 @@ static void redact_query(request_rec *r)
 {
     char *args = rv_hs_redact_query(r->pool, r->args);
 
-    r->the_request = redact_in(r->pool, r->the_request);
-    r->unparsed_uri = redact_in(r->pool, r->unparsed_uri);
+    r->the_request = rv_hs_redact_in(r->pool, r->the_request);
+    r->unparsed_uri = rv_hs_redact_in(r->pool, r->unparsed_uri);
     if (args != NULL) {
         r->parsed_uri.query = args;
         r->args = args;
@@ -657,7 +730,7 @@ static void redact_query(request_rec *r)
  * REQUEST_URI).  The handshake reads the query as sent, kept here.  In
  * other servers the query is left alone: other applications may use a
  * parameter of that name. */
-static int mask_request(request_rec *r)
+static int rv_post_read_request(request_rec *r)
 {
     const rv_srv_conf *sc =
         ap_get_module_config(r->server->module_config, &redox_verify_module);
@@ -666,6 +739,15 @@ static int mask_request(request_rec *r)
     if (!sc->verified) {
         ap_set_module_config(r->request_config, &redox_verify_module,
                              (void *)&rv_unverified_server);
+        return DECLINED;
+    }
+    /* No query: httpd sets r->args whenever the URI has a '?' ("" for a
+     * bare one), and the request line holds no other (a method or a
+     * protocol with one is refused with a 400 first, which the log hook
+     * masks).  Nothing to mask, and no state needed yet. */
+    if (r->args == NULL) {
+        ap_set_module_config(r->request_config, &redox_verify_module,
+                             (void *)&rv_no_query);
         return DECLINED;
     }
     st = make_state(r);
@@ -679,16 +761,16 @@ static int mask_request(request_rec *r)
  * a bad header line, a 414 for a long request line) with the request line
  * as received, before its server is known for sure: mask a query token
  * there when a verified scope applies anywhere. */
-static int mask_for_log(request_rec *r)
+static int rv_log_transaction(request_rec *r)
 {
-    const rv_req_state *st;
+    const rv_req_state *st =
+        ap_get_module_config(r->request_config, &redox_verify_module);
 
-    if (!any_verified) {
+    if (st == (const void *)&rv_no_query
+        || st == (const void *)&rv_unverified_server || !any_verified) {
         return DECLINED;
     }
-    st = ap_get_module_config(r->request_config, &redox_verify_module);
-    if (st == NULL
-        || (st != (const void *)&rv_unverified_server && !st->masked)) {
+    if (st == NULL || !st->masked) {
         redact_query(r);
     }
     return DECLINED;
@@ -724,7 +806,7 @@ static void drop_presented(request_rec *r, const rv_dir_conf *conf)
 {
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
-    apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
+    apr_table_unset(r->headers_in, RV_VTOKEN);
     if (conf->mode != RV_HDR_VTOKEN) {
         const char *tok;
         apr_size_t len;
@@ -804,25 +886,17 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
     }
     if (status == HTTP_UNAUTHORIZED) {
         const char *realm = ap_auth_name(r);
-        const char *error = "";
 
-        if (why == RV_WRONG_TOKEN || why == RV_MISMATCH || why == RV_EXPIRED) {
-            error = ", error=\"invalid_token\"";
-        }
-        else if (why == RV_MALFORMED) {
-            error = ", error=\"invalid_request\"";
-        }
         apr_table_setn(r->err_headers_out,
                        (PROXYREQ_PROXY == r->proxyreq) ? "Proxy-Authenticate"
                                                        : "WWW-Authenticate",
-                       apr_pstrcat(r->pool, "Bearer realm=\"",
-                                   realm ? realm : RV_DEFAULT_REALM, "\"",
-                                   error, NULL));
+                       rv_bearer_challenge(
+                           r->pool, realm ? realm : RV_DEFAULT_REALM, why));
     }
     /* An ErrorDocument given as a full URL makes httpd answer a 403 or 404
      * with a redirect, which a client may follow to a 200: the refusal
      * answers with httpd's own text instead.  (A local one keeps the
-     * status: see keep_refusal_status.) */
+     * status: see rv_keep_refusal_status.) */
     doc = ap_response_code_string(r, ap_index_of_response(status));
     if (doc != NULL && ap_is_url(doc)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
@@ -835,35 +909,27 @@ static int refuse(request_rec *r, const rv_dir_conf *conf, rv_outcome why,
 }
 
 /* A sub-request starts with a copy of its parent's environment, and an
- * internal redirect with REDIRECT_ copies of it: a parent outside any
- * verified scope (an SSI page including a verified URL, a CGI redirecting
- * to one) has the token headers there in CGI form (HTTP_VERIFICATION_TOKEN).
- * A request that runs in a verified scope gets none of them. */
+ * internal redirect with REDIRECT_ copies of it (REDIRECT_REDIRECT_ after
+ * two hops, and so on): a parent outside any verified scope (an SSI page
+ * including a verified URL, a CGI redirecting to one) has the token
+ * headers there in CGI form (HTTP_VERIFICATION_TOKEN).  A request that
+ * runs in a verified scope gets none of them. */
 static void strip_inherited_env(request_rec *r, const rv_dir_conf *conf)
 {
-    static const char *const names[] = {
-        "HTTP_VERIFICATION_TOKEN", "REDIRECT_HTTP_VERIFICATION_TOKEN",
-        "HTTP_AUTHORIZATION", "REDIRECT_HTTP_AUTHORIZATION"};
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     int i;
 
-    for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
-        apr_table_unset(r->subprocess_env, names[i]);
-    }
-    if (conf->source_header) {
-        const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
-        const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    for (i = 0; i < arr->nelts; i++) {
+        const char *key = e[i].key;
 
-        for (i = 0; i < arr->nelts; i++) {
-            const char *k = e[i].key;
-
-            if (k != NULL && strncmp(k, "REDIRECT_", 9) == 0) {
-                k += 9;
-            }
-            if (k != NULL && strncmp(k, "HTTP_", 5) == 0
-                && rv_same_header(k + 5, conf->source_header)) {
-                apr_table_unset(r->subprocess_env, e[i].key);
-                i = -1; /* unset moved the entries: start over */
-            }
+        if (key != NULL
+            && (rv_env_names_header(key, RV_VTOKEN)
+                || rv_env_names_header(key, "Authorization")
+                || (conf->source_header
+                    && rv_env_names_header(key, conf->source_header)))) {
+            apr_table_unset(r->subprocess_env, key);
+            i = -1; /* unset moved the entries: start over */
         }
     }
 }
@@ -879,7 +945,7 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
 
     memcpy(st->digest, digest, RV_DIGEST_LEN);
     if (conf->strip != 0) {
-        apr_table_unset(r->headers_in, RV_HDR_VTOKEN_NAME);
+        apr_table_unset(r->headers_in, RV_VTOKEN);
         /* Only our own secret goes: any other Authorization (an OAuth 2.0
          * access token that mod_oauth2 or mod_auth_openidc checks next,
          * Basic credentials) stays as it came. */
@@ -994,12 +1060,12 @@ static int answer_challenge(request_rec *r, const char *challenge)
 /* Answers Redox's endpoint-verification handshake.  args is the query as
  * the client sent it (before masking).  Returns DECLINED when the request
  * is not a handshake, else the final status (DONE once answered). */
-static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
+static int answer_handshake(request_rec *r, const rv_dir_conf *conf,
+                            const char *args)
 {
     const char *token = NULL, *challenge = NULL, *why, *name;
-    unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
-    int slot = -1, counting;
+    int slot, counting;
 
     /* httpd gives HEAD the method number of GET: header_only tells it. */
     if (r->method_number == M_GET && !r->header_only) {
@@ -1027,19 +1093,8 @@ static int handshake(request_rec *r, const rv_dir_conf *conf, const char *args)
         return DECLINED;
     }
 
-    if (token == NULL || *token == '\0') {
-        outcome = rv_tokenset_count(conf->tokens) ? RV_MISSING : RV_NO_TOKENS;
-    }
-    else {
-        outcome = rv_check_token_slot(conf->tokens, token, strlen(token),
-                                      &slot, digest);
-    }
-    if (outcome == RV_OK) {
-        outcome = rv_check_expiry(conf->tokens, slot, r->request_time);
-    }
-    if (outcome == RV_OK && !rv_hs_challenge_valid(challenge)) {
-        outcome = RV_BAD_CHALLENGE;
-    }
+    outcome =
+        rv_hs_decide(conf->tokens, token, challenge, r->request_time, &slot);
     counting = first_verdict(r);
     if (counting && outcome == RV_OK) {
         count_token(r, conf, slot, RV_M_ANSWERED);
@@ -1082,10 +1137,10 @@ static int handshake_if_one(request_rec *r, const rv_dir_conf *conf,
         return DECLINED;
     }
     st->handshake_tried = conf;
-    return handshake(r, conf, args);
+    return answer_handshake(r, conf, args);
 }
 
-/* The query as the client sent it, kept by mask_request before it masked
+/* The query as the client sent it, kept by rv_post_read_request before it masked
  * it; every copy of the query on r is masked on the way.  (Where
  * post_read_request did not run for the request, it is masked here.) */
 static const char *mask_args(request_rec *r)
@@ -1109,17 +1164,25 @@ static const char *mask_args(request_rec *r)
  * to authentication when an access checker's answer is not OK) cannot
  * replace the answer with another module's 401.  Runs for the request the
  * client sent and its internal redirects, not for sub-requests. */
-static int check_handshake(request_rec *r)
+static RV_NOINLINE int header_parser_in_scope(request_rec *r,
+                                              const rv_dir_conf *conf)
 {
-    const rv_dir_conf *conf = dir_conf(r);
-
-    if (conf->challenge == 0 || !in_verified_scope(r, conf)
-        || verdict_before(r) != NULL) {
+    if (verdict_before(r) != NULL) {
         return DECLINED;
     }
     return handshake_if_one(r, conf, mask_args(r),
-                            apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME),
+                            apr_table_get(r->headers_in, RV_VTOKEN),
                             apr_table_get(r->headers_in, "Authorization"));
+}
+
+static int rv_header_parser(request_rec *r)
+{
+    const rv_dir_conf *conf = dir_conf(r);
+
+    if (conf->challenge == 0 || !in_verified_scope(r, conf)) {
+        return DECLINED;
+    }
+    return header_parser_in_scope(r, conf);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1137,7 +1200,7 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
 {
     const rv_req_state *prior = verdict_before(r);
     const char *auth = apr_table_get(r->headers_in, "Authorization");
-    const char *vtoken = apr_table_get(r->headers_in, RV_HDR_VTOKEN_NAME);
+    const char *vtoken = apr_table_get(r->headers_in, RV_VTOKEN);
     const char *args = mask_args(r);
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
@@ -1204,23 +1267,24 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
 
 /* The access checker, first: every request in a verified scope is checked
  * before authentication, before any handler or backend sees it. */
-static int check_access(request_rec *r)
+static int rv_access_checker(request_rec *r)
 {
     const rv_dir_conf *conf = dir_conf(r);
 
-    if (!in_verified_scope(r, conf)) {
-        if (conf->source_header) {
-            unset_source_header(r, conf);
-        }
-        return DECLINED;
+    if (in_verified_scope(r, conf)) {
+        return verify_request(r, conf, RV_AT_ACCESS);
     }
-    return verify_request(r, conf, RV_AT_ACCESS);
+    if (conf->source_header) {
+        unset_source_header(r, conf);
+    }
+    return DECLINED;
 }
 
 /* The ErrorDocument of a refused request, when a CGI or a proxied
  * application serves it, would answer with that response's own status (a
  * 200): the refusal reaches the client as the refusal. */
-static apr_status_t keep_refusal_status(ap_filter_t *f, apr_bucket_brigade *bb)
+static apr_status_t rv_keep_refusal_status(ap_filter_t *f,
+                                           apr_bucket_brigade *bb)
 {
     const rv_req_state *refused = f->ctx;
 
@@ -1238,7 +1302,7 @@ static ap_filter_rec_t *keep_refusal_status_filter;
  * httpd's REDIRECT_ copies of REDOX_VERIFY and REDOX_SOURCE: the access
  * log's %{REDOX_VERIFY}e, which reads the final request, must show the
  * verdict.  After a refusal, the response keeps the refusal's status. */
-static void carry_verdict(request_rec *r)
+static RV_NOINLINE void carry_verdict(request_rec *r)
 {
     const rv_req_state *v = verdict_before(r->prev);
 
@@ -1259,20 +1323,11 @@ static void carry_verdict(request_rec *r)
  * same configuration) and a fast internal redirect by mod_negotiation
  * (MultiViews) changes the scope after it; the fixups run on every
  * request.  Fail closed. */
-static int check_fixups(request_rec *r)
+static RV_NOINLINE int fixups_in_scope(request_rec *r, const rv_dir_conf *conf)
 {
-    const rv_dir_conf *conf;
-    const rv_req_state *st;
+    const rv_req_state *st = own_state(r);
     int status;
 
-    if (r->prev != NULL) {
-        carry_verdict(r);
-    }
-    conf = dir_conf(r);
-    if (!in_verified_scope(r, conf)) {
-        return DECLINED;
-    }
-    st = own_state(r);
     if (st != NULL && st->scope == conf && st->verdict != RV_V_NONE) {
         if (st->verdict == RV_V_ACCEPTED || st->verdict == RV_V_DEFERRED) {
             return DECLINED;
@@ -1292,20 +1347,30 @@ static int check_fixups(request_rec *r)
     return status == OK ? DECLINED : status;
 }
 
+static int rv_fixups(request_rec *r)
+{
+    const rv_dir_conf *conf;
+
+    if (r->prev != NULL) {
+        carry_verdict(r);
+    }
+    conf = dir_conf(r);
+    if (!in_verified_scope(r, conf)) {
+        return DECLINED;
+    }
+    return fixups_in_scope(r, conf);
+}
+
 /* The handler phase, first: the request that runs is checked where it
  * landed when its scope changed after the fixups (mod_dir's fast internal
  * redirect to its DirectoryIndex file), and a sub-request that was left
  * to it (a handshake's lookup) is decided now. */
-static int check_handler(request_rec *r)
+static RV_NOINLINE int handler_in_scope(request_rec *r,
+                                        const rv_dir_conf *conf)
 {
-    const rv_dir_conf *conf = dir_conf(r);
-    const rv_req_state *st;
+    const rv_req_state *st = own_state(r);
     int status;
 
-    if (!in_verified_scope(r, conf)) {
-        return DECLINED;
-    }
-    st = own_state(r);
     if (st != NULL && st->scope == conf && st->verdict != RV_V_NONE
         && st->verdict != RV_V_DEFERRED) {
         return DECLINED;
@@ -1314,588 +1379,55 @@ static int check_handler(request_rec *r)
     return status == OK ? DECLINED : status;
 }
 
-/* ------------------------------------------------------------------ */
-/* The counters' layout                                                */
-
-/* The counter offset of a series within its block: per (VirtualHost,
- * NAME) by metric, per VirtualHost by metric and reason. */
-static apr_uint32_t series_offset(const rv_series *x)
+/* The module's one handler hook: the check, then the metrics handler.
+ * Runs for every request: the handler name's first character turns
+ * nearly all of them away without a strcmp call. */
+static int rv_handler(request_rec *r)
 {
-    int o;
+    const rv_dir_conf *conf = dir_conf(r);
 
-    switch (x->metric) {
-    case RV_M_REQUESTS_ACCEPTED:
-        return RV_M_ACCEPTED;
-    case RV_M_HANDSHAKES_ANSWERED:
-        return RV_M_ANSWERED;
-    case RV_M_TOKEN_LAST_ACCEPTED:
-        return RV_M_LAST_ACCEPTED;
-    default:
-        break;
-    }
-    for (o = 0; o < RV_OUTCOME_COUNT; o++) {
-        if (x->label == rv_outcome_name(o)) {
-            break;
+    if (in_verified_scope(r, conf)) {
+        int status = handler_in_scope(r, conf);
+
+        if (status != DECLINED) {
+            return status;
         }
     }
-    return x->metric == RV_M_REQUESTS_DENIED ? RV_M_DENIED(o)
-                                             : RV_M_REFUSED(o);
-}
-
-static int series_qsort_cmp(const void *a, const void *b)
-{
-    return rv_series_cmp(a, b);
-}
-
-/* The vhost label: ServerName and the port the server is on, as
- * "apache2 -S" shows it: a VirtualHost's address port, else the port of
- * the ServerName, else (the main server) the first Listen port.  Not the
- * request's port: that comes from the Host header. */
-static const char *vhost_label(apr_pool_t *p, const server_rec *s)
-{
-    apr_port_t port = s->port;
-
-    if (s->is_virtual && s->addrs != NULL && s->addrs->host_port != 0) {
-        port = s->addrs->host_port;
-    }
-    if (port == 0 && ap_listeners != NULL) {
-        const ap_listen_rec *l = ap_listeners;
-
-        while (l->next != NULL) { /* kept newest first */
-            l = l->next;
-        }
-        port = l->bind_addr ? l->bind_addr->port : 0;
-    }
-    return apr_psprintf(p, "%s:%u",
-                        s->server_hostname ? s->server_hostname : "",
-                        (unsigned)port);
-}
-
-/* The row of tc->first that serves the server with this ordinal, or -1
- * (a set in a VirtualHost serves only that VirtualHost). */
-static int first_row(const rv_token_counters *tc, const server_rec *v,
-                     apr_uint32_t ordinal)
-{
-    const rv_srv_conf *sc =
-        ap_get_module_config(v->module_config, &redox_verify_module);
-
-    if (!sc->verified) {
-        return -1; /* nothing is ever counted there */
-    }
-    if (tc->stride != 0) {
-        return (int)ordinal;
-    }
-    return v == tc->server ? 0 : -1;
-}
-
-/* Reserves the counters of this generation's configuration in the store
- * and fills in every index (the VirtualHost blocks, the tokens' tables,
- * the series); the children inherit them and the store's newest segment.
- * A (VirtualHost label, NAME) pair is keyed in the store by the label and
- * the token set's own NAME string, so nothing is formatted per token. */
-static apr_status_t lay_out(void)
-{
-    server_rec *v;
-    apr_uint32_t i;
-    apr_status_t rv;
-    int t;
-
-    for (v = layout_servers, i = 0; v != NULL; v = v->next, i++) {
-        rv_srv_conf *sc =
-            ap_get_module_config(v->module_config, &redox_verify_module);
-
-        if (sc->verified) {
-            sc->block =
-                rv_store_reserve(store, layout_labels[i], RV_M_VHOST_SPAN);
-        }
-    }
-    for (t = 0; registered != NULL && t < registered->nelts; t++) {
-        rv_token_counters *tc =
-            APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        int slots = rv_tokenset_slots(tc->set), slot, row;
-
-        for (v = layout_servers, i = 0; v != NULL; v = v->next, i++) {
-            if ((row = first_row(tc, v, i)) < 0) {
-                continue;
-            }
-            for (slot = 0; slot < slots; slot++) {
-                const char *name = rv_tokenset_name_at(tc->set, slot);
-
-                if (name != NULL) {
-                    tc->first[(apr_size_t)row * slots + slot] =
-                        rv_store_reserve_in(store, layout_labels[i], name,
-                                            RV_M_NAME_SPAN);
-                }
-            }
-        }
-    }
-    for (t = 0; t < series_count; t++) {
-        rv_series *x = &series[t];
-        int named = x->metric == RV_M_REQUESTS_ACCEPTED
-                    || x->metric == RV_M_HANDSHAKES_ANSWERED
-                    || x->metric == RV_M_TOKEN_LAST_ACCEPTED;
-
-        if (rv_metric_read(x->metric) == RV_READ_CONFIG) {
-            continue; /* x->index is its place in series_consts */
-        }
-
-        x->index = (named ? rv_store_reserve_in(store, x->vhost, x->label,
-                                                RV_M_NAME_SPAN)
-                          : rv_store_reserve(store, x->vhost, RV_M_VHOST_SPAN))
-                   + series_offset(x);
-    }
-    rv = rv_store_commit(store);
-    counters = rv_store_counters(store);
-    return rv;
-}
-
-/* Plans the counters of every VirtualHost and of every token each one can
- * accept: the labels, the tokens' index tables and the sorted series, in
- * pconf; lay_out() fills in the indices.  The series come from the
- * configuration only (server names, token NAMEs, the fixed reasons),
- * never from a request, so their number is bounded by the configuration.
- *
- * Memory per token is what matters here (10,000 tokens are a supported
- * configuration): the series are written once into one scratch array,
- * sorted, de-duplicated by comparing neighbours and copied to pconf at
- * their final size; labels point at the token sets' own NAME strings. */
-static apr_status_t plan_counters(apr_pool_t *pconf, server_rec *s)
-{
-    rv_series *draft, *x;
-    apr_size_t cap = 0, n = 0, k = 0;
-    server_rec *v;
-    apr_uint32_t i, nconsts = 0;
-    apr_size_t expiring = 0;
-    apr_time_t expires;
-    int o, t, slot;
-
-    for (v = s; v != NULL; v = v->next) {
-        n++;
-    }
-    layout_servers = s;
-    layout_labels = apr_palloc(pconf, n * sizeof(*layout_labels));
-    for (o = 0; o < RV_OUTCOME_COUNT; o++) {
-        cap += n
-               * (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)
-                  + rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o));
-    }
-    for (t = 0; registered != NULL && t < registered->nelts; t++) {
-        rv_token_counters *tc =
-            APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        apr_size_t slots = (apr_size_t)rv_tokenset_slots(tc->set);
-        int all = tc->server == s; /* the main server's: everyone's */
-
-        tc->stride = all ? (apr_uint32_t)slots : 0;
-        tc->first =
-            apr_pcalloc(pconf, (all ? n : 1) * slots * sizeof(apr_uint32_t));
-        /* accepted, answered and last accepted; the expiries below */
-        cap += (all ? n : 1) * 3 * (apr_size_t)rv_tokenset_count(tc->set);
-        for (slot = 0; slot < (int)slots; slot++) {
-            if (rv_tokenset_expiry_at(tc->set, slot) != RV_NEVER) {
-                expiring += all ? n : 1;
-            }
-        }
-    }
-    cap += expiring;
-    series_consts = apr_palloc(pconf, (expiring + 1) * sizeof(*series_consts));
-
-    /* malloc, not ptemp: freed, it goes back instead of staying mapped in
-     * the pool allocator of every child. */
-    draft = x = malloc((cap + 1) * sizeof(*draft));
-    if (draft == NULL) {
-        return APR_ENOMEM;
-    }
-    for (v = s, i = 0; v != NULL; v = v->next, i++) {
-        rv_srv_conf *sc =
-            ap_get_module_config(v->module_config, &redox_verify_module);
-
-        layout_labels[i] = vhost_label(pconf, v);
-        sc->ordinal = i;
-        if (!sc->verified) {
-            continue; /* only what is configured is shown */
-        }
-        for (o = 0; o < RV_OUTCOME_COUNT; o++) {
-            if (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)) {
-                x->metric = RV_M_REQUESTS_DENIED;
-                x->vhost = layout_labels[i];
-                x->label = rv_outcome_name(o);
-                x++;
-            }
-            if (rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o)) {
-                x->metric = RV_M_HANDSHAKES_REFUSED;
-                x->vhost = layout_labels[i];
-                x->label = rv_outcome_name(o);
-                x++;
-            }
-        }
-    }
-    for (t = 0; registered != NULL && t < registered->nelts; t++) {
-        rv_token_counters *tc =
-            APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        int slots = rv_tokenset_slots(tc->set);
-
-        for (v = s, i = 0; v != NULL; v = v->next, i++) {
-            if (first_row(tc, v, i) < 0) {
-                continue;
-            }
-            for (slot = 0; slot < slots; slot++) {
-                const char *name = rv_tokenset_name_at(tc->set, slot);
-
-                if (name == NULL) {
-                    continue;
-                }
-                x->metric = RV_M_REQUESTS_ACCEPTED;
-                x->vhost = layout_labels[i];
-                x->label = name;
-                x++;
-                x->metric = RV_M_HANDSHAKES_ANSWERED;
-                x->vhost = layout_labels[i];
-                x->label = name;
-                x++;
-                x->metric = RV_M_TOKEN_LAST_ACCEPTED;
-                x->vhost = layout_labels[i];
-                x->label = name;
-                x++;
-                expires = rv_tokenset_expiry_at(tc->set, slot);
-                if (expires != RV_NEVER) {
-                    x->metric = RV_M_TOKEN_EXPIRY;
-                    x->vhost = layout_labels[i];
-                    x->label = name;
-                    x->index = nconsts;
-                    series_consts[nconsts++] =
-                        (apr_uint64_t)apr_time_sec(expires);
-                    x++;
-                }
-            }
-        }
-    }
-
-    /* Every series once, however many servers or token sets lead to it:
-     * equal series are neighbours once sorted. */
-    n = (apr_size_t)(x - draft);
-    if (n > 1) {
-        qsort(draft, n, sizeof(*draft), series_qsort_cmp);
-    }
-    for (i = 0; i < n; i++) {
-        if (k == 0 || rv_series_cmp(&draft[k - 1], &draft[i]) != 0) {
-            draft[k++] = draft[i];
-        }
-        else if (draft[i].metric == RV_M_TOKEN_EXPIRY
-                 && series_consts[draft[i].index]
-                        < series_consts[draft[k - 1].index]) {
-            /* One NAME, several scopes of a VirtualHost: the earliest. */
-            draft[k - 1].index = draft[i].index;
-        }
-    }
-    series_count = (int)k;
-    series = apr_palloc(pconf, (k + 1) * sizeof(*series));
-    memcpy(series, draft, k * sizeof(*series));
-    memset(&series[k], 0, sizeof(*series));
-    free(draft);
-    return APR_SUCCESS;
-}
-
-/* The module is unloaded with pconf at a restart: release the algorithm. */
-static apr_status_t digest_term(void *data)
-{
-    (void)data;
-    rv_digest_term();
-    return APR_SUCCESS;
-}
-
-static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
-{
-    (void)pconf;
-    (void)plog;
-    (void)ptemp;
-    /* A new generation: forget the last one's (freed) configuration. */
-    registered = NULL;
-    any_verified = 0;
-    literal_token_at = NULL;
-    layout_servers = NULL;
-    layout_labels = NULL;
-    series = NULL;
-    series_count = 0;
-    series_consts = NULL;
-    if (!rv_digest_init()) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
-                     "redox_verify: OpenSSL has no SHA-256");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    apr_pool_cleanup_register(pconf, NULL, digest_term, apr_pool_cleanup_null);
-    return OK;
-}
-
-/* The server whose limits apply to the request header lines of requests
- * for v: the first VirtualHost listed for v's address and port (httpd
- * reads the headers before it knows the name-based VirtualHost). */
-static const server_rec *header_limits_of(const server_rec *s,
-                                          const server_rec *v)
-{
-    const server_rec *w;
-
-    if (!v->is_virtual || v->addrs == NULL) {
-        return s;
-    }
-    for (w = s->next; w != NULL; w = w->next) {
-        const server_addr_rec *a;
-
-        for (a = w->addrs; a != NULL; a = a->next) {
-            if (a->host_port == v->addrs->host_port
-                && apr_sockaddr_equal(a->host_addr, v->addrs->host_addr)) {
-                return w;
-            }
-        }
-    }
-    return v;
-}
-
-/* A token too long for its header line can be configured but never
- * presented: httpd answers 400 before any module sees the request. */
-static void warn_long_tokens(server_rec *s, server_rec *log_to)
-{
-    static const apr_size_t line = sizeof("Authorization: Bearer ") - 1;
-    int t;
-
-    for (t = 0; registered != NULL && t < registered->nelts; t++) {
-        const rv_token_counters *tc =
-            APR_ARRAY_IDX(registered, t, rv_token_counters *);
-        const server_rec *v;
-
-        for (v = s; v != NULL && tc->longest > 0; v = v->next) {
-            const server_rec *lim = header_limits_of(s, v);
-
-            /* httpd takes a line of up to the limit plus one character */
-            if ((tc->server != s && tc->server != v)
-                || tc->longest + line
-                       <= (apr_size_t)lim->limit_req_fieldsize + 1) {
-                continue;
-            }
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, log_to,
-                         "redox_verify: RedoxVerificationToken %s (%s) is %lu "
-                         "characters: its header line \"Authorization: "
-                         "Bearer <token>\" is longer than the "
-                         "LimitRequestFieldSize %d that applies to %s:%u, so "
-                         "httpd refuses such requests with 400",
-                         tc->longest_name, tc->longest_where,
-                         (unsigned long)tc->longest, lim->limit_req_fieldsize,
-                         v->server_hostname ? v->server_hostname : "",
-                         (unsigned)(v->addrs ? v->addrs->host_port : v->port));
-            break; /* once per token set */
-        }
-    }
-}
-
-/* What no directive alone shows.  log_to: NULL for the startup output
- * (apachectl -t, the first read of the configuration), else the error
- * log's server. */
-static void warn_config(server_rec *s, server_rec *log_to)
-{
-    warn_long_tokens(s, log_to);
-    if (literal_token_at != NULL && ap_find_linked_module("mod_info.c")) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, log_to,
-                     "redox_verify: mod_info is loaded and "
-                     "RedoxVerificationToken %s has its token in the "
-                     "configuration: /server-info shows it; give it as "
-                     "file:, env:, exec: or sha256: instead",
-                     literal_token_at);
-    }
-}
-
-/* apachectl -t and the first read at startup say it on the terminal (the
- * error log is not open yet); post_config says it in the error log. */
-static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                        server_rec *s)
-{
-    (void)pconf;
-    (void)plog;
-    (void)ptemp;
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        warn_config(s, NULL);
-    }
-    return OK;
-}
-
-/* Lays the counters out (unless rv already says planning failed) and
- * says so; a start that cannot have its counters fails. */
-static int lay_out_or_fail(apr_status_t rv, server_rec *s, const char *what)
-{
-    if (rv == APR_SUCCESS) {
-        rv = lay_out();
-    }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "redox_verify: cannot create the shared memory for %u "
-                     "counters",
-                     (unsigned)rv_store_used(store));
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "redox_verify: %s%d series, %u counters in %d shared "
-                 "memory segment(s)",
-                 what, series_count, (unsigned)rv_store_used(store),
-                 rv_store_segments(store));
-    return OK;
-}
-
-/* Runs once per generation with the whole configuration read (and once
- * more, first, for httpd's dry run at startup, which is skipped).
- *
- * The store lives in the process pool: across a graceful restart a series
- * keeps its counters, and the old generation's children, still finishing
- * their requests, count into the same words as the new ones. */
-static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                       server_rec *s)
-{
-    void *data = NULL;
-    apr_status_t rv;
-
-    (void)plog;
-    (void)ptemp;
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        return OK;
-    }
-    warn_config(s, s);
-    apr_pool_userdata_get(&data, RV_STORE_KEY, s->process->pool);
-    store = data;
-    if (store == NULL) {
-        store = rv_store_make(s->process->pool);
-        apr_pool_userdata_set(store, RV_STORE_KEY, apr_pool_cleanup_null,
-                              s->process->pool);
-    }
-    rv = plan_counters(pconf, s);
-    return lay_out_or_fail(rv, s, "");
-}
-
-/* pre_mpm runs at startup and after a hard restart (SIGHUP, apachectl
- * restart), never after a graceful one, and only once every child of the
- * old generation is gone: the counters start again from zero, as
- * mod_status's do, in one segment that holds only this configuration's
- * series. */
-static int pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
-{
-    (void)p;
-    (void)sb_type;
-    if (store == NULL || layout_servers == NULL) {
-        return OK;
-    }
-    rv_store_reset(store);
-    return lay_out_or_fail(APR_SUCCESS, ap_server_conf,
-                           "counters start from zero (startup or hard "
-                           "restart): ");
-}
-
-/* ------------------------------------------------------------------ */
-/* Showing the counters                                                */
-
-static apr_uint64_t *read_values(apr_pool_t *p)
-{
-    apr_uint64_t *values = apr_palloc(p, (series_count + 1) * sizeof(*values));
-    int i;
-
-    for (i = 0; i < series_count; i++) {
-        values[i] = rv_series_value(store, &series[i], series_consts);
-    }
-    return values;
-}
-
-/* SetHandler redox-verify-metrics: the Prometheus text format.  Who may
- * read it is up to the scope's Require lines. */
-static int metrics_handler(request_rec *r)
-{
-    const char *text;
-    apr_size_t len;
-    int rv;
-
-    /* Runs for every request that reaches the handler phase: the first
-     * character turns nearly all of them away without a strcmp call. */
     if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]
         || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
         return DECLINED;
     }
-    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
-    if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    if ((rv = ap_discard_request_body(r)) != OK) {
-        return rv;
-    }
-    text = rv_render_prometheus(r->pool, series, series_count,
-                                read_values(r->pool));
-    len = strlen(text);
-    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_set_content_length(r, len);
-    if (!r->header_only) {
-        ap_rwrite(text, (int)len, r);
-    }
-    return OK;
-}
-
-/* A section of mod_status's server-status page: key/value lines for
- * ?auto, HTML otherwise. */
-static int status_hook(request_rec *r, int flags)
-{
-    apr_uint64_t *values;
-
-    if (store == NULL || series_count == 0) {
-        return OK; /* no verified scope: no section */
-    }
-    values = read_values(r->pool);
-    if (flags & AP_STATUS_SHORT) {
-        ap_rputs(rv_render_status_auto(r->pool, series, series_count, values),
-                 r);
-    }
-    else {
-        ap_rputs(rv_render_status_html(r->pool, series, series_count, values,
-                                       flags & AP_STATUS_NOTABLE),
-                 r);
-    }
-    return OK;
-}
-
-/* A child keeps its threads: let each keep its digest context. */
-static void child_init(apr_pool_t *p, server_rec *s)
-{
-    (void)p;
-    if (!rv_digest_cache_per_thread()) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "redox_verify: no "
-                     "thread key for the digest context; allocating one "
-                     "per request");
-    }
+    return rv_serve_metrics(r);
 }
 
 static void register_hooks(apr_pool_t *p)
 {
-    (void)p;
-    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_pre_mpm(pre_mpm, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_read_request(mask_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    ap_hook_header_parser(check_handshake, NULL, NULL, APR_HOOK_FIRST);
-    ap_hook_access_checker(check_access, NULL, NULL, APR_HOOK_FIRST);
-    ap_hook_fixups(check_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    ap_hook_handler(check_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    ap_hook_handler(metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(rv_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rv_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(rv_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(rv_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(rv_post_read_request, NULL, NULL,
+                              APR_HOOK_REALLY_FIRST);
+    ap_hook_header_parser(rv_header_parser, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_access_checker(rv_access_checker, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_fixups(rv_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_handler(rv_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* before mod_log_config (APR_HOOK_MIDDLE) writes the access log */
-    ap_hook_log_transaction(mask_for_log, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    keep_refusal_status_filter =
-        ap_register_output_filter("REDOX_VERIFY_STATUS", keep_refusal_status,
-                                  NULL, AP_FTYPE_CONTENT_SET);
-    APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL,
-                      APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(rv_log_transaction, NULL, NULL,
+                            APR_HOOK_REALLY_FIRST);
+    keep_refusal_status_filter = ap_register_output_filter(
+        "REDOX_VERIFY_STATUS", rv_keep_refusal_status, NULL,
+        AP_FTYPE_CONTENT_SET);
+    rv_status_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(redox_verify) = {
     STANDARD20_MODULE_STUFF,
-    create_dir_conf,    /* per-directory config creator */
-    merge_dir_conf,     /* per-directory config merger */
-    create_srv_conf,    /* server config creator */
-    merge_srv_conf,     /* server config merger */
-    redox_verify_cmds,  /* command table */
-    register_hooks,     /* set up the hooks */
-    AP_MODULE_FLAG_NONE /* flags */
+    create_rv_dir_config,       /* per-directory config creator */
+    merge_rv_dir_config,        /* per-directory config merger */
+    create_rv_srv_config,       /* server config creator */
+    merge_rv_srv_config,        /* server config merger */
+    redox_verify_cmds,          /* command table */
+    register_hooks,             /* set up the hooks */
+    AP_MODULE_FLAG_ALWAYS_MERGE /* a record per server: see the merger */
 };

@@ -487,11 +487,6 @@ const char *rv_tokenset_lookup(const rv_tokenset *s,
     return i >= 0 ? s->entries[i].name : NULL;
 }
 
-int rv_tokenset_slots(const rv_tokenset *s)
-{
-    return s ? s->count : 0;
-}
-
 const char *rv_tokenset_name_at(const rv_tokenset *s, int slot)
 {
     if (s == NULL || slot < 0 || slot >= s->count) {
@@ -593,17 +588,6 @@ rv_outcome rv_verify_slot(const rv_tokenset *s, rv_hdr_mode mode,
     tok = pa == RV_PRESENT ? a : v;
     len = pa == RV_PRESENT ? alen : vlen;
     return rv_check_token_slot(s, tok, len, slot, digest);
-}
-
-rv_outcome rv_check_token(const rv_tokenset *s, const char *tok,
-                          apr_size_t len, const char **name,
-                          unsigned char digest[RV_DIGEST_LEN])
-{
-    int slot;
-    rv_outcome o = rv_check_token_slot(s, tok, len, &slot, digest);
-
-    *name = rv_tokenset_name_at(s, slot);
-    return o;
 }
 
 rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
@@ -851,17 +835,21 @@ const char *rv_take_expiry(apr_pool_t *p, int *argc, char *const argv[],
 /* ------------------------------------------------------------------ */
 /* Configuration values                                                */
 
-int rv_name_valid(const char *name)
+int rv_chars_valid(const char *s, const char *also, apr_size_t max)
 {
     apr_size_t n = 0;
 
-    for (; *name; name++, n++) {
-        if (!apr_isalnum(*name) && *name != '.' && *name != '_'
-            && *name != '-') {
+    for (; *s; s++, n++) {
+        if (!apr_isalnum(*s) && strchr(also, *s) == NULL) {
             return 0;
         }
     }
-    return n >= 1 && n <= RV_NAME_MAX;
+    return n >= 1 && n <= max;
+}
+
+int rv_name_valid(const char *name)
+{
+    return rv_chars_valid(name, "._-", RV_NAME_MAX);
 }
 
 int rv_token_valid(const char *tok, apr_size_t len)
@@ -1080,4 +1068,62 @@ const char *rv_resolve_value(apr_pool_t *p, int argc, char *const argv[],
         return "computing the SHA-256 digest failed";
     }
     return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Directive values and refusals                                       */
+
+int rv_header_name_valid(const char *name)
+{
+    return rv_chars_valid(name, "!#$%&'*+-.^_`|~", (apr_size_t)-1);
+}
+
+int rv_parse_hdr_mode(const char *word)
+{
+    static const struct {
+        const char *word;
+        rv_hdr_mode mode;
+    } modes[] = {{"both", RV_HDR_BOTH},
+                 {"any", RV_HDR_ANY},
+                 {"bearer", RV_HDR_BEARER},
+                 {RV_VTOKEN, RV_HDR_VTOKEN}};
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        if (strcasecmp(word, modes[i].word) == 0) {
+            return (int)modes[i].mode;
+        }
+    }
+    return -1;
+}
+
+int rv_parse_deny_status(const char *word)
+{
+    if (strcmp(word, "401") == 0 || strcmp(word, "403") == 0
+        || strcmp(word, "404") == 0) {
+        return atoi(word);
+    }
+    return -1;
+}
+
+const char *rv_bearer_challenge(apr_pool_t *p, const char *realm,
+                                rv_outcome why)
+{
+    const char *error = "";
+
+    if (why == RV_WRONG_TOKEN || why == RV_MISMATCH || why == RV_EXPIRED) {
+        error = ", error=\"invalid_token\"";
+    }
+    else if (why == RV_MALFORMED) {
+        error = ", error=\"invalid_request\"";
+    }
+    return apr_pstrcat(p, "Bearer realm=\"", realm, "\"", error, NULL);
+}
+
+int rv_env_names_header(const char *key, const char *name)
+{
+    while (strncmp(key, "REDIRECT_", 9) == 0) {
+        key += 9;
+    }
+    return strncmp(key, "HTTP_", 5) == 0 && rv_same_header(key + 5, name);
 }

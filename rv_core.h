@@ -17,6 +17,10 @@
 #define RV_TOKEN_MAX   8192 /* longest configured token */
 #define RV_SHORT_TOKEN 32   /* shorter tokens draw a startup warning */
 
+/* The second token header's name, which is also the handshake's JSON
+ * member and query parameter, and a RedoxTokenHeaders keyword. */
+#define RV_VTOKEN "verification-token"
+
 /* The expiry of a token without expires=: later than any request time. */
 #define RV_NEVER APR_INT64_MAX
 
@@ -86,13 +90,10 @@ const char *rv_tokenset_add_expiring(rv_tokenset *s, const char *name,
 /* Returns the NAME of the token with this digest, or NULL. */
 const char *rv_tokenset_lookup(const rv_tokenset *s,
                                const unsigned char digest[RV_DIGEST_LEN]);
+/* The number of tokens.  Their slots are 0 .. count - 1, in the order
+ * they were added.  The glue keys per-token data (the metrics counters) by
+ * slot, so that an accepted request finds it by index, never by NAME. */
 int rv_tokenset_count(const rv_tokenset *s);
-
-/* Slots: the tokens are numbered 0 .. rv_tokenset_slots() - 1 in the order
- * they were added (so slots == count).  The glue keys per-token data (the
- * metrics counters) by slot, so that an accepted request finds it by
- * index, never by NAME. */
-int rv_tokenset_slots(const rv_tokenset *s);
 /* The NAME in a slot, or NULL for a slot out of range. */
 const char *rv_tokenset_name_at(const rv_tokenset *s, int slot);
 /* The slot of the token with this digest, or -1. */
@@ -121,10 +122,8 @@ rv_outcome rv_verify_slot(const rv_tokenset *s, rv_hdr_mode mode,
                           int *slot, unsigned char digest[RV_DIGEST_LEN]);
 
 /* Checks one token (e.g. from a handshake) against the set: digest, then
- * constant-time lookup.  RV_OK, RV_WRONG_TOKEN or RV_NO_TOKENS. */
-rv_outcome rv_check_token(const rv_tokenset *s, const char *tok,
-                          apr_size_t len, const char **name,
-                          unsigned char digest[RV_DIGEST_LEN]);
+ * constant-time lookup.  RV_OK, RV_WRONG_TOKEN or RV_NO_TOKENS; *slot is
+ * the accepted token's slot (-1 unless RV_OK). */
 rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
                                apr_size_t len, int *slot,
                                unsigned char digest[RV_DIGEST_LEN]);
@@ -141,11 +140,22 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
 int rv_bearer_is_ours(const rv_tokenset *s, const char *authorization,
                       int checked);
 
+/* The WWW-Authenticate value of a 401 refusal for this outcome (RFC 6750):
+ * Bearer with the realm, and the error code that the outcome maps to,
+ * invalid_token (a wrong, mismatched or expired token) or invalid_request
+ * (a malformed header); none for a missing token. */
+const char *rv_bearer_challenge(apr_pool_t *p, const char *realm,
+                                rv_outcome why);
+
 /* Request details the glue needs. */
 
 /* Header names that a backend may take for the same: case aside, CGI-style
  * environments (HTTP_X_REDOX_SOURCE) read '_' and '-' alike. */
 int rv_same_header(const char *a, const char *b);
+/* Is key a CGI-style environment name of header name: HTTP_ and the name
+ * (rv_same_header), perhaps behind REDIRECT_ prefixes?  httpd puts one
+ * before the copies an internal redirect makes, one more for each hop. */
+int rv_env_names_header(const char *key, const char *name);
 /* A comma-separated header value (Connection) without the elements that
  * name the header name (rv_same_header): list itself when none does, NULL
  * when nothing is left. */
@@ -158,7 +168,18 @@ const char *rv_list_without(apr_pool_t *p, const char *list, const char *name);
 int rv_path_ambiguous(const char *target);
 
 /* Configuration values. */
+
+/* Is s 1 to max characters, each an ASCII letter or digit or one of
+ * also?  The one character-set check behind every validator below. */
+int rv_chars_valid(const char *s, const char *also, apr_size_t max);
+/* A token NAME: 1 to RV_NAME_MAX of A-Z a-z 0-9 . _ - */
 int rv_name_valid(const char *name);
+/* A header field name (RFC 9110 token characters, at least one). */
+int rv_header_name_valid(const char *name);
+/* The RedoxTokenHeaders keywords (any case): the rv_hdr_mode, or -1. */
+int rv_parse_hdr_mode(const char *word);
+/* The RedoxDenyStatus values "401", "403" and "404": the status, or -1. */
+int rv_parse_deny_status(const char *word);
 /* Is this a token Redox could send in a header (visible ASCII, no space,
  * 1..RV_TOKEN_MAX bytes)? */
 int rv_token_valid(const char *tok, apr_size_t len);

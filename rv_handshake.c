@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include <jansson.h>
@@ -14,7 +13,7 @@
 #include "rv_core.h"
 #include "rv_handshake.h"
 
-#define TOKEN_KEY     "verification-token"
+#define TOKEN_KEY     RV_VTOKEN
 #define CHALLENGE_KEY "challenge"
 
 int rv_hs_is_json(const char *ct)
@@ -143,15 +142,7 @@ const char *rv_hs_parse_query(apr_pool_t *p, const char *args,
 
 int rv_hs_challenge_valid(const char *c)
 {
-    apr_size_t n = 0;
-
-    for (; *c; c++, n++) {
-        if (!apr_isalnum(*c) && *c != '.' && *c != '_' && *c != '~'
-            && *c != '-') {
-            return 0;
-        }
-    }
-    return n >= 1 && n <= RV_HS_CHALLENGE_MAX;
+    return rv_chars_valid(c, "._~-", RV_HS_CHALLENGE_MAX);
 }
 
 char *rv_hs_redact_query(apr_pool_t *p, const char *args)
@@ -192,4 +183,42 @@ char *rv_hs_redact_query(apr_pool_t *p, const char *args)
     }
     *o = '\0';
     return found ? out : NULL;
+}
+
+char *rv_hs_redact_in(apr_pool_t *p, char *s)
+{
+    char *q = s ? strchr(s, '?') : NULL, *masked;
+    apr_size_t n;
+
+    /* Runs for every logged request: no copy unless there is a token. */
+    if (q == NULL || strstr(q, TOKEN_KEY) == NULL) {
+        return s;
+    }
+    q++;
+    n = strcspn(q, " #");
+    masked = rv_hs_redact_query(p, apr_pstrmemdup(p, q, n));
+    if (masked == NULL) {
+        return s;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, s, q - s), masked, q + n, NULL);
+}
+
+rv_outcome rv_hs_decide(const rv_tokenset *s, const char *token,
+                        const char *challenge, apr_time_t now, int *slot)
+{
+    unsigned char digest[RV_DIGEST_LEN];
+    rv_outcome outcome;
+
+    *slot = -1;
+    if (token == NULL || *token == '\0') {
+        return rv_tokenset_count(s) ? RV_MISSING : RV_NO_TOKENS;
+    }
+    outcome = rv_check_token_slot(s, token, strlen(token), slot, digest);
+    if (outcome == RV_OK) {
+        outcome = rv_check_expiry(s, *slot, now);
+    }
+    if (outcome == RV_OK && !rv_hs_challenge_valid(challenge)) {
+        outcome = RV_BAD_CHALLENGE;
+    }
+    return outcome;
 }

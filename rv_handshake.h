@@ -10,6 +10,8 @@
 
 #include <apr_pools.h>
 
+#include "rv_core.h"
+
 #define RV_HS_BODY_MAX      4096 /* larger bodies are not a handshake */
 #define RV_HS_CHALLENGE_MAX 128
 
@@ -33,8 +35,22 @@ const char *rv_hs_parse_query(apr_pool_t *p, const char *args,
 /* 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (a UUID fits). */
 int rv_hs_challenge_valid(const char *challenge);
 
+/* The decision on a parsed handshake (token NULL when absent): RV_OK to
+ * answer it, else why it is refused, in this order: RV_MISSING or
+ * RV_NO_TOKENS (no token; s has tokens, or none), RV_WRONG_TOKEN, RV_EXPIRED
+ * (at now), RV_BAD_CHALLENGE (an accepted token with a challenge that is
+ * not rv_hs_challenge_valid).  *slot is the slot of the token found (for
+ * an expired token or a bad challenge too), else -1. */
+rv_outcome rv_hs_decide(const rv_tokenset *s, const char *token,
+                        const char *challenge, apr_time_t now, int *slot);
+
 /* A copy of the query with every verification-token value replaced by
  * "REDACTED", or NULL when there is none. */
 char *rv_hs_redact_query(apr_pool_t *p, const char *args);
+
+/* s (a request line or a URI) with every verification-token value in its
+ * query, from the first '?' to the first space or '#', replaced by
+ * "REDACTED"; s itself (no copy) when there is none. */
+char *rv_hs_redact_in(apr_pool_t *p, char *s);
 
 #endif /* RV_HANDSHAKE_H */

@@ -350,11 +350,6 @@ static const struct {
      "RedoxVerifyTokenLastAccepted", "Token last accepted", RV_READ_LATEST},
 };
 
-const char *rv_metric_name(rv_metric m)
-{
-    return metrics[m].name;
-}
-
 const char *rv_metric_label(rv_metric m)
 {
     return metrics[m].label;
@@ -570,4 +565,211 @@ char *rv_render_status_html(apr_pool_t *p, const rv_series *s, int n,
         }
     }
     return apr_array_pstrcat(p, out, '\0');
+}
+
+/* ------------------------------------------------------------------ */
+/* The plan                                                            */
+
+/* The counter offset of a series within its block: per (VirtualHost,
+ * NAME) by metric, per VirtualHost by metric and reason. */
+static apr_uint32_t series_offset(const rv_series *x)
+{
+    int o;
+
+    switch (x->metric) {
+    case RV_M_REQUESTS_ACCEPTED:
+        return RV_M_ACCEPTED;
+    case RV_M_HANDSHAKES_ANSWERED:
+        return RV_M_ANSWERED;
+    case RV_M_TOKEN_LAST_ACCEPTED:
+        return RV_M_LAST_ACCEPTED;
+    default:
+        break;
+    }
+    for (o = 0; o < RV_OUTCOME_COUNT; o++) {
+        if (x->label == rv_outcome_name(o)) {
+            break;
+        }
+    }
+    return x->metric == RV_M_REQUESTS_DENIED ? RV_M_DENIED(o)
+                                             : RV_M_REFUSED(o);
+}
+
+/* The row of t->first that serves the server with this ordinal, or -1 (a
+ * set in a VirtualHost serves only that VirtualHost). */
+static int first_row(const rv_plan *plan, const rv_plan_tokens *t,
+                     apr_uint32_t ordinal)
+{
+    if (!plan->vhosts[ordinal].counted) {
+        return -1; /* nothing is ever counted there */
+    }
+    if (t->vhost == 0) {
+        return (int)ordinal;
+    }
+    return ordinal == t->vhost ? 0 : -1;
+}
+
+/* One series at x, for the VirtualHost with this label. */
+static rv_series *add_series(rv_series *x, rv_metric m, const char *vhost,
+                             const char *label)
+{
+    x->metric = m;
+    x->vhost = vhost;
+    x->label = label;
+    return x + 1;
+}
+
+apr_status_t rv_plan_series(apr_pool_t *p, rv_plan *plan)
+{
+    apr_size_t n = plan->nvhosts, cap = 0, expiring = 0, k = 0, m;
+    rv_series *draft, *x;
+    apr_uint32_t i, nconsts = 0;
+    apr_time_t expires;
+    int o, t, slot;
+
+    for (o = 0; o < RV_OUTCOME_COUNT; o++) {
+        cap += n
+               * (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)
+                  + rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o));
+    }
+    for (t = 0; t < plan->ntokens; t++) {
+        rv_plan_tokens *tc = plan->tokens[t];
+        apr_size_t slots = (apr_size_t)rv_tokenset_count(tc->set);
+        int all = tc->vhost == 0; /* the main server's: everyone's */
+
+        tc->stride = all ? (apr_uint32_t)slots : 0;
+        tc->first =
+            apr_pcalloc(p, (all ? n : 1) * slots * sizeof(apr_uint32_t));
+        /* accepted, answered and last accepted; the expiries below */
+        cap += (all ? n : 1) * 3 * slots;
+        for (slot = 0; slot < (int)slots; slot++) {
+            if (rv_tokenset_expiry_at(tc->set, slot) != RV_NEVER) {
+                expiring += all ? n : 1;
+            }
+        }
+    }
+    cap += expiring;
+    plan->consts = apr_palloc(p, (expiring + 1) * sizeof(*plan->consts));
+
+    /* malloc, not a pool: freed, it goes back instead of staying mapped in
+     * the pool allocator of every child. */
+    draft = x = malloc((cap + 1) * sizeof(*draft));
+    if (draft == NULL) {
+        return APR_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        const char *vhost = plan->vhosts[i].label;
+
+        if (!plan->vhosts[i].counted) {
+            continue; /* only what is configured is shown */
+        }
+        for (o = 0; o < RV_OUTCOME_COUNT; o++) {
+            if (rv_metric_has_reason(RV_M_REQUESTS_DENIED, o)) {
+                x = add_series(x, RV_M_REQUESTS_DENIED, vhost,
+                               rv_outcome_name(o));
+            }
+            if (rv_metric_has_reason(RV_M_HANDSHAKES_REFUSED, o)) {
+                x = add_series(x, RV_M_HANDSHAKES_REFUSED, vhost,
+                               rv_outcome_name(o));
+            }
+        }
+    }
+    for (t = 0; t < plan->ntokens; t++) {
+        const rv_plan_tokens *tc = plan->tokens[t];
+        int slots = rv_tokenset_count(tc->set);
+
+        for (i = 0; i < n; i++) {
+            const char *vhost = plan->vhosts[i].label;
+
+            if (first_row(plan, tc, i) < 0) {
+                continue;
+            }
+            for (slot = 0; slot < slots; slot++) {
+                const char *name = rv_tokenset_name_at(tc->set, slot);
+
+                if (name == NULL) {
+                    continue;
+                }
+                x = add_series(x, RV_M_REQUESTS_ACCEPTED, vhost, name);
+                x = add_series(x, RV_M_HANDSHAKES_ANSWERED, vhost, name);
+                x = add_series(x, RV_M_TOKEN_LAST_ACCEPTED, vhost, name);
+                expires = rv_tokenset_expiry_at(tc->set, slot);
+                if (expires != RV_NEVER) {
+                    x->index = nconsts;
+                    plan->consts[nconsts++] =
+                        (apr_uint64_t)apr_time_sec(expires);
+                    x = add_series(x, RV_M_TOKEN_EXPIRY, vhost, name);
+                }
+            }
+        }
+    }
+
+    /* Every series once, however many servers or token sets lead to it:
+     * equal series are neighbours once sorted. */
+    m = (apr_size_t)(x - draft);
+    rv_series_sort(draft, (int)m);
+    for (i = 0; i < m; i++) {
+        if (k == 0 || rv_series_cmp(&draft[k - 1], &draft[i]) != 0) {
+            draft[k++] = draft[i];
+        }
+        else if (draft[i].metric == RV_M_TOKEN_EXPIRY
+                 && plan->consts[draft[i].index]
+                        < plan->consts[draft[k - 1].index]) {
+            /* One NAME, several scopes of a VirtualHost: the earliest. */
+            draft[k - 1].index = draft[i].index;
+        }
+    }
+    plan->nseries = (int)k;
+    plan->series = apr_palloc(p, (k + 1) * sizeof(*plan->series));
+    memcpy(plan->series, draft, k * sizeof(*plan->series));
+    memset(&plan->series[k], 0, sizeof(*plan->series));
+    free(draft);
+    return APR_SUCCESS;
+}
+
+apr_status_t rv_plan_lay_out(rv_plan *plan, rv_store *st)
+{
+    apr_uint32_t i;
+    int t;
+
+    for (i = 0; i < plan->nvhosts; i++) {
+        if (plan->vhosts[i].counted) {
+            plan->vhosts[i].block =
+                rv_store_reserve(st, plan->vhosts[i].label, RV_M_VHOST_SPAN);
+        }
+    }
+    for (t = 0; t < plan->ntokens; t++) {
+        rv_plan_tokens *tc = plan->tokens[t];
+        int slots = rv_tokenset_count(tc->set), slot, row;
+
+        for (i = 0; i < plan->nvhosts; i++) {
+            if ((row = first_row(plan, tc, i)) < 0) {
+                continue;
+            }
+            for (slot = 0; slot < slots; slot++) {
+                const char *name = rv_tokenset_name_at(tc->set, slot);
+
+                if (name != NULL) {
+                    tc->first[(apr_size_t)row * slots + slot] =
+                        rv_store_reserve_in(st, plan->vhosts[i].label, name,
+                                            RV_M_NAME_SPAN);
+                }
+            }
+        }
+    }
+    for (t = 0; t < plan->nseries; t++) {
+        rv_series *x = &plan->series[t];
+        int named = x->metric == RV_M_REQUESTS_ACCEPTED
+                    || x->metric == RV_M_HANDSHAKES_ANSWERED
+                    || x->metric == RV_M_TOKEN_LAST_ACCEPTED;
+
+        if (rv_metric_read(x->metric) == RV_READ_CONFIG) {
+            continue; /* x->index is its place in consts */
+        }
+        x->index = (named ? rv_store_reserve_in(st, x->vhost, x->label,
+                                                RV_M_NAME_SPAN)
+                          : rv_store_reserve(st, x->vhost, RV_M_VHOST_SPAN))
+                   + series_offset(x);
+    }
+    return rv_store_commit(st);
 }

@@ -1,7 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE).
  *
- * rv_metrics: the counters of mod_redox_verify and their presentations,
- * free of request_rec so they can be unit-tested without a server.
+ * rv_metrics: the counters of mod_redox_verify, their plan (which series
+ * a configuration exports, where each is counted) and their
+ * presentations, free of request_rec so they can be unit-tested without a
+ * server.
  *
  * The counters live in anonymous APR shared memory that the parent
  * process maps before it forks the children, so every child of every MPM
@@ -137,8 +139,6 @@ typedef struct {
     const char *label;  /* the token NAME or the reason */
 } rv_series;
 
-/* redox_verify_requests_accepted_total, ... */
-const char *rv_metric_name(rv_metric m);
 /* "name" or "reason" */
 const char *rv_metric_label(rv_metric m);
 rv_read rv_metric_read(rv_metric m);
@@ -153,6 +153,67 @@ int rv_metric_has_reason(rv_metric m, rv_outcome o);
 /* Orders by metric, VirtualHost, label: the order of every rendering. */
 int rv_series_cmp(const rv_series *a, const rv_series *b);
 void rv_series_sort(rv_series *s, int n);
+
+/* The plan of one configuration's counters: which series it exports and
+ * where each counter is.  The glue describes the configuration in plain
+ * data: its servers by ordinal (0 is the main server) and its token sets,
+ * each with the server it is configured in.  The series come from the
+ * configuration only (server labels, token NAMEs, the fixed reasons),
+ * never from a request, so their number is bounded by the configuration. */
+
+/* A token set.  One configured in the main server (vhost 0) is counted in
+ * every VirtualHost it serves; one in a VirtualHost in that one only. */
+typedef struct {
+    const rv_tokenset *set;
+    apr_uint32_t vhost; /* the ordinal of the server it is configured in */
+    /* Filled in: the first counter of the (VirtualHost, NAME) block of
+     * the token in slot i for the server with ordinal o is
+     * first[o * stride + i] (stride 0 for a VirtualHost's set): see
+     * rv_plan_token_counter. */
+    apr_uint32_t *first;
+    apr_uint32_t stride;
+} rv_plan_tokens;
+
+typedef struct {
+    const char *label;  /* ServerName:port */
+    int counted;        /* a verified scope applies there */
+    apr_uint32_t block; /* filled in: the first counter of its block */
+} rv_plan_vhost;
+
+typedef struct {
+    rv_plan_vhost *vhosts; /* by ordinal */
+    apr_uint32_t nvhosts;
+    rv_plan_tokens *const *tokens;
+    int ntokens;
+    /* Filled in by rv_plan_series: the series, sorted, each once (with a
+     * zeroed one after the last), and the values that the configuration
+     * fixes (the expiries; a series reads consts[index]). */
+    rv_series *series;
+    int nseries;
+    apr_uint64_t *consts;
+} rv_plan;
+
+/* Lists the series of every counted VirtualHost and of every token each
+ * can accept, and allocates the token sets' index tables, in p.  Scratch
+ * memory is malloc'ed and freed (10,000 tokens are a supported
+ * configuration); labels point at the token sets' own NAME strings.
+ * APR_ENOMEM when that fails. */
+apr_status_t rv_plan_series(apr_pool_t *p, rv_plan *plan);
+/* Reserves the planned counters in st and fills in every index (the
+ * VirtualHost blocks, the token sets' tables, the series), then commits
+ * st (rv_store_commit's status).  Again after rv_store_reset, it lays the
+ * same plan out afresh.  A (VirtualHost label, NAME) pair is keyed by the
+ * label and the set's own NAME string: nothing is formatted per token. */
+apr_status_t rv_plan_lay_out(rv_plan *plan, rv_store *st);
+
+/* The first counter of the (VirtualHost, NAME) block of the token in slot
+ * of t, for the server with ordinal vhost: one multiply-add. */
+static APR_INLINE apr_uint32_t rv_plan_token_counter(const rv_plan_tokens *t,
+                                                     apr_uint32_t vhost,
+                                                     int slot)
+{
+    return t->first[vhost * t->stride + (apr_uint32_t)slot];
+}
 
 /* A label value escaped for the Prometheus text format: backslash,
  * double quote and newline. */

@@ -29,7 +29,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,15 +36,19 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'tests', 'integration'))
-import rvports  # noqa: E402  (the port allocator of every test harness)
+# The integration suite's harness: its launcher (Httpd), config builder,
+# client, port allocator (rvports) and process helpers.
+import rvhttpd  # noqa: E402
+import native  # noqa: E402  (bench/native.py: the native phase)
 
 OUT = os.path.join(TOP, 'bench', 'out')
-MODULE = os.path.join(TOP, '.libs', 'mod_redox_verify.so')
+MODULE = str(rvhttpd.MODULE)
 MICRO = os.path.join(TOP, 'bench', 'micro')
-MODS = '/usr/lib/apache2/modules'
+MODS = str(rvhttpd.MODDIR)
 MODULE_OBJ = os.path.basename(MODULE)
 
 # The server (and its proxy backend) gets one core, wrk and this script
@@ -80,40 +83,6 @@ def log(msg):
     print(msg, flush=True)
 
 
-def free_port():
-    """A loopback port from the test harnesses' allocator (rvports: a
-    block of ports of this process's own, outside the ephemeral range)."""
-    return rvports.port()
-
-
-def wait_port(port, timeout, proc=None):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(('127.0.0.1', port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def children_of(pid):
-    kids = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % d) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(')') + 2:].split()[1]) == pid:
-            kids.append(int(d))
-    return kids
-
-
 def cpu_ns(pids):
     """CPU time of every thread of these processes, in ns (schedstat)."""
     total = 0
@@ -142,51 +111,33 @@ def rss_kib(pid):
 # ---------------------------------------------------------------------
 # Apache instances
 
-class Apache:
-    """One generated Apache: event MPM, a single child with more threads
-    than wrk has connections, keep-alive without a request limit, access
-    log on, EnableMMAP Off (else munmap's TLB flushes dominate)."""
+class Apache(rvhttpd.Httpd):
+    """One generated Apache (the test harness's Httpd, started through
+    taskset on the server's core): event MPM, a single child with more
+    threads than wrk has connections, keep-alive without a request limit,
+    access log on, EnableMMAP Off (else munmap's TLB flushes dominate)."""
 
     def __init__(self, bench, name, body, modules=(), docroot=None,
                  backend=None, threads=None):
+        super().__init__(name, root=os.path.join(bench.root, name),
+                         launcher=['taskset', '-c', SERVER_CPU])
         self.bench = bench
-        self.name = name
         self.body = body
         self.modules = list(modules)
         self.docroot = docroot or bench.docroot
         self.backend = backend
         self.threads = threads or bench.p['threads']
-        self.dir = os.path.join(bench.root, name)
-        os.makedirs(self.dir)
-        self.port = free_port()
-        self.conf = os.path.join(self.dir, 'httpd.conf')
-        self.access_log = os.path.join(self.dir, 'access.log')
-        self.error_log = os.path.join(self.dir, 'error.log')
-        self.pidfile = os.path.join(self.dir, 'httpd.pid')
-        self.pid = None
-        self.write(self.conf, self.port, self.dir)
+        self.write(self.conf, self.port, self.root)
 
     def text(self, port, rundir, threads=None):
         loads = [('mpm_event_module', 'mod_mpm_event.so'),
                  ('authz_core_module', 'mod_authz_core.so'),
                  ('mime_module', 'mod_mime.so')] + self.modules
-        lines = ['ServerRoot "%s"' % rundir,
-                 'ServerName localhost',
-                 'Listen 127.0.0.1:%d' % port]
-        for mod, so in loads:
-            path = so if so.startswith('/') else os.path.join(MODS, so)
-            lines.append('LoadModule %s %s' % (mod, path))
-        if os.geteuid() == 0:
-            lines += ['User www-data', 'Group www-data']
+        lines = rvhttpd.server_conf(rundir, [port], loads, loglevel='warn',
+                                    log_format='%h %l %u %t \\"%r\\" %>s %b',
+                                    admin=None)
         t = threads or self.threads
         lines += [
-            'PidFile "%s/httpd.pid"' % rundir,
-            'Mutex file:%s' % rundir,
-            'ErrorLog "%s/error.log"' % rundir,
-            'LogLevel warn',
-            'LogFormat "%h %l %u %t \\"%r\\" %>s %b" common',
-            'CustomLog "%s/access.log" common' % rundir,
-            'TypesConfig /etc/mime.types',
             'DocumentRoot "%s"' % self.docroot,
             '<Directory />',
             '    AllowOverride None',
@@ -209,61 +160,38 @@ class Apache:
         return '\n'.join(lines) + '\n'
 
     def write(self, path, port, rundir, threads=None):
-        with open(path, 'w') as f:
-            f.write(self.text(port, rundir, threads))
+        for d in ('logs', 'run'):
+            os.makedirs(os.path.join(rundir, d), exist_ok=True)
+        rvhttpd.write_file(path, self.text(port, rundir, threads))
 
     def start(self):
-        r = subprocess.run(['taskset', '-c', SERVER_CPU, 'apache2', '-f',
-                            self.conf], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise SystemExit('bench: %s did not start:\n%s%s'
-                             % (self.name, r.stdout, r.stderr))
-        end = time.time() + 20
-        while not os.path.exists(self.pidfile) and time.time() < end:
-            time.sleep(0.05)
-        with open(self.pidfile) as f:
-            self.pid = int(f.read().strip())
-        self.bench.started.append(self.pid)
-        if not wait_port(self.port, 20):
-            raise SystemExit('bench: %s does not listen on %d'
-                             % (self.name, self.port))
+        try:
+            super().start()
+        except RuntimeError as e:
+            raise SystemExit('bench: %s did not start:\n%s' % (self.name, e))
+        self.bench.started.append(self.pid())
         # The parent listens before it forks the child: a connection can
         # succeed while there is no child yet to count CPU time for.
-        end = time.time() + 20
-        while not children_of(self.pid) and time.time() < end:
-            time.sleep(0.05)
-        if not children_of(self.pid):
+        if not rvhttpd.wait_until(self.children, 20):
             raise SystemExit('bench: %s has no child process' % self.name)
 
     def pids(self):
         """The parent and its children now (and the backend's)."""
-        pids = [self.pid] + children_of(self.pid)
+        pids = [self.pid()] + self.children()
         if self.backend is not None:
             pids += self.backend.pids()
         return pids
 
     def child_rss_kib(self):
-        kids = children_of(self.pid)
+        kids = self.children()
         return max(rss_kib(k) for k in kids) if kids else 0
-
-    def stop(self):
-        """Asks the server to stop; returns its pids to wait for."""
-        if self.pid is None:
-            return []
-        pid, self.pid = self.pid, None
-        kids = children_of(pid)
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return []
-        return [pid] + kids
 
 
 # ---------------------------------------------------------------------
 # Requests
 
 def token_headers(tok):
-    return {'Authorization': 'Bearer ' + tok, 'verification-token': tok}
+    return dict(rvhttpd.both(tok))
 
 
 class Request:
@@ -284,16 +212,14 @@ class Request:
         self.sent = 0
 
     def send(self, conn, i=None):
+        """One request on conn (an rvhttpd.KeepAlive); the Response."""
         if i is None:
             i, self.sent = self.sent, self.sent + 1
-        headers = self.rotate[i % len(self.rotate)]
-        conn.request(self.method, self.path, body=self.body,
-                     headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp, data
+        return conn.send(self.method, self.path, self.rotate[i % len(self.rotate)],
+                         self.body)
 
-    def check(self, resp, data, what):
+    def check(self, resp, what):
+        data = resp.body
         if resp.status != self.status:
             raise SystemExit('bench: %s: %s %s gave %d, expected %d: %r'
                              % (what, self.method, self.path, resp.status,
@@ -459,6 +385,7 @@ class Bench:
         self.servers = []
         self.root = tempfile.mkdtemp(prefix='redox-bench.')
         os.chmod(self.root, 0o755)
+        rvhttpd.GEN_DIR = Path(self.root)     # where config_test writes
         self.docroot = os.path.join(self.root, 'htdocs')
         self.t0 = time.time()
         self.notes = []
@@ -496,22 +423,12 @@ class Bench:
 
     def detect_challenge(self):
         """Is the handshake (RedoxChallenge) in this build of the module?"""
-        conf = os.path.join(self.root, 'probe.conf')
-        with open(conf, 'w') as f:
-            f.write('ServerName localhost\nServerRoot "%s"\n'
-                    'Listen 127.0.0.1:%d\n'
-                    'LoadModule mpm_event_module %s/mod_mpm_event.so\n'
-                    'LoadModule redox_verify_module %s\n'
-                    'ErrorLog /dev/null\nRedoxChallenge On\n'
-                    % (self.root, free_port(), MODS, MODULE))
-        r = subprocess.run(['apache2', '-t', '-f', conf],
-                           capture_output=True, text=True)
-        if r.returncode == 0:
+        r = rvhttpd.config_test('probe', 'RedoxChallenge On\n')
+        if r.rc == 0:
             return True
-        if "Invalid command 'RedoxChallenge'" in r.stdout + r.stderr:
+        if "Invalid command 'RedoxChallenge'" in r.output:
             return False
-        raise SystemExit('bench: probing RedoxChallenge failed:\n'
-                         + r.stdout + r.stderr)
+        raise SystemExit('bench: probing RedoxChallenge failed:\n' + r.output)
 
     def server(self, *a, **kw):
         s = Apache(self, *a, **kw)
@@ -645,11 +562,9 @@ class Bench:
             v = self.V[key]
             if not v.available:
                 continue
-            conn = http.client.HTTPConnection('127.0.0.1', v.server.port,
-                                              timeout=10)
+            conn = rvhttpd.KeepAlive(v.server.port)
             for _ in range(2):    # twice: the connection must stay open
-                resp, data = v.request.send(conn)
-                v.request.check(resp, data, v.label)
+                v.request.check(v.request.send(conn), v.label)
             conn.close()
 
     # -- load ------------------------------------------------------------
@@ -834,7 +749,7 @@ class Bench:
         tag = '%s-%d' % (v.key, n)
         rundir = os.path.join(cgdir, tag)
         os.makedirs(rundir)
-        port = free_port()
+        port = rvhttpd.free_port()
         conf = os.path.join(rundir, 'httpd.conf')
         # Few worker threads, all of them busy before the N1 requests end:
         # per-thread state made on a thread's first request (OpenSSL
@@ -845,7 +760,7 @@ class Bench:
         proc = subprocess.Popen(
             ['valgrind', '--tool=callgrind',
              '--toggle-collect=ap_process_async_request',
-             '--callgrind-out-file=' + out, 'apache2', '-X', '-f', conf],
+             '--callgrind-out-file=' + out, rvhttpd.APACHE, '-X', '-f', conf],
             stdout=vlog, stderr=subprocess.STDOUT)
         self.started.append(proc.pid)
         return {'proc': proc, 'port': port, 'out': out, 'n': n,
@@ -853,18 +768,17 @@ class Bench:
 
     def cg_drive(self, v, r):
         try:
-            if not wait_port(r['port'], 120, r['proc']):
+            if not rvhttpd.wait_port(r['port'], 120, r['proc']):
                 r['error'] = 'apache2 -X under valgrind did not start (%s)' \
                     % r['rundir']
                 return
             # valgrind made the file as root; the child writes it as
             # www-data when it exits.
             os.chmod(r['out'], 0o666)
-            conn = http.client.HTTPConnection('127.0.0.1', r['port'],
-                                              timeout=60)
+            conn = rvhttpd.KeepAlive(r['port'])
             for i in range(r['n']):
-                resp, data = v.request.send(conn, i)
-                v.request.check(resp, data, v.label + ' (callgrind)')
+                v.request.check(v.request.send(conn, i),
+                                v.label + ' (callgrind)')
             conn.close()
         except (SystemExit, OSError, http.client.HTTPException) as e:
             r['error'] = str(e)
@@ -930,7 +844,7 @@ class Bench:
         """Resident memory of the startup servers as started and checked,
         before any of them serves load (which grows a child's RSS)."""
         self.fresh_rss = {key: (self.s[key].child_rss_kib(),
-                                rss_kib(self.s[key].pid))
+                                rss_kib(self.s[key].pid()))
                           for key in ('mod1', 'mod10k', 'def10k')}
 
     def startup(self):
@@ -940,7 +854,7 @@ class Bench:
             times = []
             for _ in range(self.p['startup_repeats']):
                 t = time.time()
-                r = subprocess.run(['taskset', '-c', SERVER_CPU, 'apache2',
+                r = subprocess.run(['taskset', '-c', SERVER_CPU, rvhttpd.APACHE,
                                     '-t', '-f', srv.conf],
                                    capture_output=True, text=True)
                 times.append(time.time() - t)
@@ -1216,7 +1130,7 @@ class Bench:
                 if line.startswith('model name'):
                     model = line.split(':', 1)[1].strip()
                     break
-        ver = subprocess.run(['apache2', '-v'], capture_output=True,
+        ver = subprocess.run([rvhttpd.APACHE, '-v'], capture_output=True,
                              text=True).stdout.splitlines()[0]
         ossl = subprocess.run(['openssl', 'version'], capture_output=True,
                               text=True).stdout.strip()
@@ -1313,13 +1227,10 @@ class Bench:
         log('%s: %.0f s' % (name, time.time() - t))
 
     def cleanup(self):
-        # Stop them all at once, then wait: each takes a moment.
-        pids = [p for srv in self.servers for p in srv.stop()]
-        end = time.time() + 10
-        while time.time() < end and any(os.path.exists('/proc/%d' % p)
-                                        for p in pids):
-            time.sleep(0.05)
-        for pid in pids + self.started:
+        for srv in self.servers:
+            if srv.pid():
+                srv.stop(check=False)
+        for pid in self.started:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
@@ -1358,11 +1269,15 @@ def main():
                     help='a smoke run for CI: every path, short runs')
     ap.add_argument('--rounds', type=int, help='alternating rounds')
     ap.add_argument('--duration', type=int, help='seconds per wrk run')
-    ap.add_argument('--phases', default='load,callgrind,micro,startup',
+    ap.add_argument('--phases', default='load,callgrind,micro,startup,native',
                     help='which measurements to take (comma-separated)')
     ap.add_argument('--keep', action='store_true',
                     help='keep the generated server roots')
+    ap.add_argument('--native', action='store_true',
+                    help='only the native phase (bench/native.py)')
     args = ap.parse_args()
+    if args.native:
+        sys.exit(native.main(args.quick))
     for tool in ('apache2', 'wrk', 'valgrind', 'taskset'):
         if shutil.which(tool) is None:
             raise SystemExit('bench: %s is missing (make bench installs it)'
@@ -1382,6 +1297,8 @@ def main():
         b.run()
     finally:
         b.cleanup()
+    if 'native' in args.phases.split(','):
+        native.main(args.quick, required=False)
 
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@
  * libFuzzer harness: the Authorization header value (rv_parse_bearer) and,
  * on the same bytes, the verification-token value (rv_parse_vtoken).
  *
- * Invariants: the outcome is the one the README's grammar gives (stated
+ * Invariants: the outcome is the one the manual's grammar gives (stated
  * again here, independently); a PRESENT token lies within the value, is a
  * maximal run of visible ASCII, and only spaces or tabs follow it.
  */

@@ -76,7 +76,7 @@ static inline int fz_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* The README's challenge rule, stated independently of rv_handshake.c:
+/* The manual's challenge rule, stated independently of rv_handshake.c:
  * 1 to 128 characters of A-Z a-z 0-9 . _ ~ - */
 static inline int fz_challenge_ok(const char *c)
 {

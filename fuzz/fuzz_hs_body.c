@@ -8,7 +8,7 @@
  * a JSON object (by jansson, with the same flags) whose two members are
  * the strings returned, copied whole; a refused one gets one of the fixed
  * reasons, which never carry a value from the body; the challenge check
- * agrees with the README's rule; rv_hs_is_json agrees with its media-type
+ * agrees with the manual's rule; rv_hs_is_json agrees with its media-type
  * rule.
  */
 

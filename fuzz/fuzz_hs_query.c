@@ -1,9 +1,10 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE).
  *
  * libFuzzer harness: the handshake's GET query string (rv_hs_parse_query)
- * and its redaction for the logs (rv_hs_redact_query).
+ * and its redaction for the logs (rv_hs_redact_query, and rv_hs_redact_in
+ * on a request line).
  *
- * Invariants, against a model of the README's rules written here:
+ * Invariants, against a model of the manual's rules written here:
  *  - parse: a handshake iff "challenge" appears once, neither parameter
  *    appears twice and both decode (percent escapes, no %00); the values
  *    are the decoded ones; a refusal gives one of the fixed reasons.
@@ -12,6 +13,8 @@
  *    unchanged, within the length the function allocates for.
  *  - a token value planted into the query (anywhere, between pairs) never
  *    survives redaction.
+ *  - a request line: its query, up to the first space or '#', redacted as
+ *    above and the rest unchanged; the line itself when nothing changes.
  */
 
 #include "fuzz_common.h"
@@ -208,6 +211,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(token != NULL && strcmp(token, PLANTED) == 0);
         }
         free(planted);
+    }
+
+    /* The input as the query of a request line. */
+    {
+        size_t n = strcspn(q, " #");
+        char *line = malloc(len + sizeof("GET /p? HTTP/1.1")), *query;
+        char *got;
+
+        FZ_CHECK(line != NULL);
+        sprintf(line, "GET /p?%s HTTP/1.1", q);
+        query = strndup(q, n);
+        FZ_CHECK(query != NULL);
+        want = redact_model(query);
+        got = rv_hs_redact_in(p, line);
+        if (want == NULL) {
+            FZ_CHECK(got == line);
+        }
+        else {
+            FZ_CHECK(strncmp(got, "GET /p?", 7) == 0);
+            FZ_CHECK(strncmp(got + 7, want, strlen(want)) == 0);
+            FZ_CHECK(strcmp(got + 7 + strlen(want), line + 7 + n) == 0);
+        }
+        free(want);
+        free(query);
+        free(line);
     }
 
     FZ_CHECK(rv_hs_parse_query(p, NULL, &token, &challenge) != NULL);

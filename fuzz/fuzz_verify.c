@@ -8,7 +8,7 @@
  * after the instant the token "rotated" expires); the rest is the
  * Authorization value, a newline, and the verification-token value.
  *
- * Invariants: the outcome is the one the README's rules give, computed here
+ * Invariants: the outcome is the one the manual's rules give, computed here
  * from the parsed headers and a plain comparison with the configured
  * tokens (no digest, no table); an accepted request names the token it
  * carried and returns that token's SHA-256; the expiry decision on the

@@ -20,19 +20,17 @@ on a free loopback port instead of *:80."""
 
 import glob
 import hashlib
-import http.server
 import json
 import os
 import re
 import shutil
 import signal
-import socket
-import threading
 import time
 
 import pytest
 
 from conftest import DOC, PACKAGE, free_port, run
+import rvhttpd  # the integration harness (conftest puts it on the path)
 
 MODULE_PATH = "/usr/lib/apache2/modules/mod_redox_verify.so"
 ENABLED_LINK = "/etc/apache2/mods-enabled/redox_verify.load"
@@ -44,7 +42,7 @@ FAIL2BAN_EXAMPLES = [DOC_DIR + "/examples/fail2ban/filter.d/redox-verify.conf",
                      DOC_DIR + "/examples/fail2ban/jail.d/redox-verify.conf"]
 APT = ["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=300"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-CHALLENGE = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+CHALLENGE = rvhttpd.HANDSHAKE_UUID
 # apache2ctl makes these (from Debian's envvars) when they are missing.
 RUNTIME_DIRS = ["/var/run/apache2/socks", "/var/run/apache2",
                 "/var/lock/apache2"]
@@ -139,31 +137,6 @@ def snapshot():
 
 
 # ------------------------------------------------------------------ #
-# A backend that records what reaches it
-
-class Recorder(http.server.BaseHTTPRequestHandler):
-    seen = []
-
-    def _answer(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        Recorder.seen.append({"method": self.command, "path": self.path,
-                              "headers": dict(self.headers.items()),
-                              "body": body.decode(errors="replace")})
-        out = b"backend saw it\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args):
-        pass
-
-
-# ------------------------------------------------------------------ #
 # The installed package and a running Apache
 
 class Site:
@@ -206,10 +179,8 @@ class Site:
     def wait_log(self, name, pattern, timeout=60):
         """Waits until a line of log name matches pattern (re, multiline);
         the timeout only bounds a failing test."""
-        deadline = time.time() + timeout
-        while not re.search(pattern, self.log(name), re.M):
-            assert time.time() < deadline, (pattern, self.log(name))
-            time.sleep(0.1)
+        assert rvhttpd.wait_until(lambda: re.search(pattern, self.log(name), re.M),
+                                  timeout, 0.1), (pattern, self.log(name))
 
 
 def write_site(site):
@@ -226,7 +197,7 @@ def write_site(site):
         ("${APACHE_LOG_DIR}", d),
         ("/etc/apache2/redox/", d + "/redox/"),
         ("http://127.0.0.1:8080/", "http://127.0.0.1:%d/"
-         % site.backend.server_address[1]),
+         % site.backend.port),
     ]
     for old, new in changes:
         assert old in text, "the example no longer has %r" % old
@@ -312,9 +283,7 @@ def stop_apache(site):
     outlive the test."""
     if os.path.exists(os.path.join(site.dir, "apache2.pid")):
         run(["apache2ctl", "stop"], env=site.env, check=False)
-    deadline = time.time() + 15
-    while our_processes(site.conf) and time.time() < deadline:
-        time.sleep(0.2)
+    wait_gone(site)
     for pid in our_processes(site.conf):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -322,15 +291,9 @@ def stop_apache(site):
             pass
 
 
-def wait_for_port(port, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+def wait_gone(site, timeout=15):
+    """True once no process of the site's Apache is left."""
+    return rvhttpd.wait_until(lambda: not our_processes(site.conf), timeout, 0.2)
 
 
 @pytest.fixture(scope="class")
@@ -349,9 +312,8 @@ def site(as_root, deb, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("deb-site"))
     os.chmod(d, 0o711)           # children (www-data) reach the mutex
     s = Site(d)
-    Recorder.seen = []
-    s.backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=s.backend.serve_forever, daemon=True).start()
+    # the integration suite's recording backend
+    s.backend = rvhttpd.Backend().start()
     stopped = []
     try:
         s.install_log = run(APT + ["install", "--no-install-recommends",
@@ -360,14 +322,11 @@ def site(as_root, deb, tmp_path_factory):
         s.a2enmod_log = run(["a2enmod", "redox_verify"]).stdout
         write_site(s)
         run(["apache2ctl", "start"], env=s.env)
-        assert wait_for_port(s.port), s.log("error.log")
+        assert rvhttpd.wait_port(s.port, 15), s.log("error.log")
         yield s
         # apache2ctl stop, as an admin would, must stop it all by itself
         run(["apache2ctl", "stop"], env=s.env)
-        deadline = time.time() + 15
-        while our_processes(s.conf) and time.time() < deadline:
-            time.sleep(0.2)
-        stopped.append(not our_processes(s.conf))
+        stopped.append(bool(wait_gone(s)))
     finally:
         # Each step runs whatever happened before it.
         for step in (lambda: stop_apache(s),
@@ -375,7 +334,7 @@ def site(as_root, deb, tmp_path_factory):
                                  check=False),
                      lambda: run(APT + ["purge", PACKAGE], env=APT_ENV,
                                  check=False),
-                     lambda: s.backend.shutdown(),
+                     lambda: s.backend.stop(),
                      remove_runtime_dirs_made_here,
                      # test keys and tokens; failures quote the logs
                      lambda: shutil.rmtree(d)):
@@ -497,7 +456,7 @@ class TestInstalled:
 
     def test_rv_deb_started(self, site):
         """apache2ctl start (in the fixture) brought it up."""
-        assert wait_for_port(site.port), site.log("error.log")
+        assert rvhttpd.wait_port(site.port, 15), site.log("error.log")
         assert our_processes(site.conf), "no apache2 process for the site"
         # It runs the packaged module, loaded through mods-enabled.
         maps = ""
@@ -511,34 +470,33 @@ class TestInstalled:
 
     def test_rv_deb_accepted(self, site):
         tok = site.tokens["prod"]
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         status, _, body = site.curl(
             "/redox/webhook", "-X", "POST",
             "-H", "Authorization: Bearer " + tok,
             "-H", "verification-token: " + tok,
             "-H", "Content-Type: application/json",
             "-d", json.dumps({"Meta": {"DataModel": "PatientAdmin"}}))
-        assert status == 200 and body == "backend saw it\n"
-        assert len(Recorder.seen) == before + 1
-        got = Recorder.seen[-1]
-        assert got["method"] == "POST" and got["path"] == "/webhook"
-        headers = {k.lower(): v for k, v in got["headers"].items()}
+        assert status == 200 and body == "backend-ok POST /webhook\n"
+        assert len(site.backend.records) == before + 1
+        got = site.backend.records[-1]
+        assert got.method == "POST" and got.path == "/webhook"
+        headers = {k.lower(): v for k, v in got.headers}
         assert "authorization" not in headers
         assert "verification-token" not in headers
         assert headers.get("x-redox-source") == "prod"
-        assert "PatientAdmin" in got["body"]
+        assert b"PatientAdmin" in got.body
 
     def test_rv_deb_accepted_second_token(self, site):
         tok = site.tokens["staging"]
         status, _, _ = site.curl("/redox/", "-H", "Authorization: Bearer "
                                  + tok, "-H", "verification-token: " + tok)
         assert status == 200
-        headers = {k.lower(): v for k, v in Recorder.seen[-1]["headers"]
-                   .items()}
+        headers = {k.lower(): v for k, v in site.backend.records[-1].headers}
         assert headers.get("x-redox-source") == "staging"
 
     def test_rv_deb_denied_wrong_token(self, site):
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         wrong = "0" * 64
         status, headers, _ = site.curl(
             "/redox/webhook", "-X", "POST",
@@ -546,26 +504,26 @@ class TestInstalled:
             "-H", "verification-token: " + wrong, "-d", "{}")
         assert status == 401
         assert headers.get("www-authenticate") == \
-            'Bearer realm="Redox", error="invalid_token"'
-        assert len(Recorder.seen) == before, "the backend saw a denied one"
+            rvhttpd.CH_INVALID_TOKEN
+        assert len(site.backend.records) == before, "the backend saw a denied one"
 
     def test_rv_deb_denied_without_token(self, site):
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         status, headers, _ = site.curl("/redox/webhook")
         assert status == 401
-        assert headers.get("www-authenticate") == 'Bearer realm="Redox"'
-        assert len(Recorder.seen) == before
+        assert headers.get("www-authenticate") == rvhttpd.CH_MISSING
+        assert len(site.backend.records) == before
 
     def test_rv_deb_exempt_health_and_source_header_stripped(self, site):
         status, _, _ = site.curl("/redox/health",
                                  "-H", "X-Redox-Source: prod")
         assert status == 200
-        got = Recorder.seen[-1]
-        assert got["path"] == "/health"
-        assert "x-redox-source" not in {k.lower() for k in got["headers"]}
+        got = site.backend.records[-1]
+        assert got.path == "/health"
+        assert "x-redox-source" not in {k.lower() for k, _ in got.headers}
 
     def test_rv_deb_handshake(self, site):
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         status, headers, body = site.curl(
             "/redox/", "-X", "POST",
             "-H", "Content-Type: application/json",
@@ -573,7 +531,7 @@ class TestInstalled:
                               "challenge": CHALLENGE}))
         assert status == 200 and body == CHALLENGE
         assert headers.get("content-type", "").startswith("text/plain")
-        assert len(Recorder.seen) == before
+        assert len(site.backend.records) == before
 
     def test_rv_deb_metrics(self, site):
         def scrape():
@@ -641,7 +599,7 @@ class TestInstalled:
     def test_rv_deb_probe(self, site):
         """The installed command passes the site, its test message
         included, which reaches the application once."""
-        before = len(Recorder.seen)
+        before = len(site.backend.records)
         proc = run([PROBE_PATH, "https://redox.example.org:%d/redox/probe"
                     % site.port, "--token-file", site.dir
                     + "/redox/prod.token", "--ca", site.dir + "/cert.pem",
@@ -653,9 +611,9 @@ class TestInstalled:
             proc.stdout
         for tok in site.tokens.values():
             assert tok not in proc.stdout + proc.stderr
-        seen = Recorder.seen[before:]
-        assert [r["path"] for r in seen] == ["/probe"], seen
-        assert '"Test": true' in seen[0]["body"]
+        seen = site.backend.records[before:]
+        assert [r.path for r in seen] == ["/probe"], seen
+        assert b'"Test": true' in seen[0].body
 
     def test_rv_deb_fail2ban_example_filter(self, site, tmp_path):
         """The example filter, copied into (a copy of) the system's

@@ -3,16 +3,24 @@ module registers (as Apache itself lists them with -L) is documented in
 docs/mod_redox_verify.md with the facts httpd's module pages give, no
 directive is documented that the module lacks, every outcome the module
 can log is in the troubleshooting table, and the man page generated from
-the manual renders without a warning."""
+the manual renders without a warning.  Around it: the README's commands,
+links and VirtualHost, the section names the documents refer to, the make
+targets and the package file they name, and bench/README.md against
+bench/run.py."""
 
 import hashlib
+import glob
 import os
 import re
 import subprocess
 
 import pytest
 
-from conftest import APACHE2, DOC, TOP, run
+from conftest import (APACHE2, DOC, PACKAGE, TOP, deb_arch, deb_version,
+                      run)
+
+README = os.path.join(TOP, "README.md")
+BENCH_README = os.path.join(TOP, "bench", "README.md")
 
 # What "apache2 -L" prints after "Allowed in *.conf", and what httpd's
 # module pages call that context.
@@ -174,10 +182,199 @@ def test_rv_docs_logging_lists_every_redox_verify_value(doc_text):
             "REDOX_VERIFY value %r is not documented" % name
 
 
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def section(text, heading):
+    """The body of the "## heading" section (up to the next "## ")."""
+    marker = "\n## %s\n" % heading
+    assert text.count(marker) == 1, "no single section %r" % heading
+    return text.split(marker, 1)[1].split("\n## ", 1)[0]
+
+
+def code_lines(text):
+    """The lines of the indented code blocks, unindented."""
+    return [line.strip() for line in text.splitlines()
+            if line.startswith("    ") and line.strip()]
+
+
+def make_targets():
+    """The targets the Makefile defines (rules of the form "name: ...")."""
+    return set(re.findall(r"^([a-z][a-z0-9-]*):(?!=)", read(
+        os.path.join(TOP, "Makefile")), re.M))
+
+
 def test_rv_docs_readme_links_to_the_manual():
-    with open(os.path.join(TOP, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
+    readme = read(README)
     assert "(docs/mod_redox_verify.md)" in readme
+    assert "(bench/README.md)" in readme
+    assert "(docs/redox-verify-probe.md)" in readme
+
+
+def test_rv_docs_relative_links_resolve():
+    """Every relative Markdown link of the README, bench/README.md and the
+    documents in docs/ names a file or folder of the tree."""
+    docs = [README, BENCH_README] + sorted(
+        os.path.join(TOP, "docs", n) for n in os.listdir(
+            os.path.join(TOP, "docs")) if n.endswith(".md"))
+    seen = 0
+    for path in docs:
+        for target in re.findall(r"\]\(([^)\s]+)\)", read(path)):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            seen += 1
+            where = os.path.normpath(os.path.join(
+                os.path.dirname(path), target.split("#", 1)[0]))
+            assert os.path.exists(where), "%s links to %s, which is " \
+                "not in the tree" % (os.path.relpath(path, TOP), target)
+    assert seen >= 5, seen
+
+
+def test_rv_docs_readme_commands():
+    """The README's two commands, on a fresh Debian 12 as root with only
+    git and make installed first, are make targets."""
+    text = section(read(README), "Try it (fresh Debian 12, as root)")
+    assert "apt-get install git make" in text
+    commands = [l.split("#", 1)[0].strip() for l in code_lines(text)]
+    assert commands == ["make run", "make test"], commands
+    targets = make_targets()
+    for command in commands:
+        assert command.split()[1] in targets, command
+
+
+SECTION_REF = re.compile(
+    r"""(?:\b(?:[Ss]ee|of|in|as|manual's|described in) "([^"]+)")"""
+    r"""|(?:"([^"]+)" (?:below|above|shows|explains|says|lists))""")
+
+
+def section_refs(text):
+    """The section names a document refers to in its prose ("see "X"",
+    ""X" below", "the manual's "X"", ...), code blocks left out."""
+    prose = " ".join(line for line in text.splitlines()
+                     if not line.startswith("    "))
+    prose = re.sub(r"\s+", " ", prose)
+    return {a or b for a, b in SECTION_REF.findall(prose)}
+
+
+def test_rv_docs_section_references_name_sections(doc_text):
+    """Every section the manual or the README refers to by name is a
+    heading of the manual: nothing points at a section that moved."""
+    headings = set(re.findall(r"^#+ (.+)$", doc_text, re.M))
+    refs = section_refs(doc_text)
+    assert {"Files", "Troubleshooting", "Setting up an endpoint",
+            "Building and testing"} <= refs, refs
+    missing = sorted(refs - headings)
+    assert not missing, "the manual refers to sections it lacks: %s" \
+        % missing
+    readme_refs = section_refs(read(README))
+    assert {"Setting up an endpoint", "Building and testing"} <= \
+        readme_refs, readme_refs
+    missing = sorted(readme_refs - headings)
+    assert not missing, "the README refers to sections the manual " \
+        "lacks: %s" % missing
+
+
+def test_rv_docs_readme_vhost_is_valid(built_module, tmp_path):
+    """The README's protected VirtualHost, with its token files made and
+    without the TLS lines it leaves out, passes apache2 -t with the built
+    module."""
+    text = section(read(README), "Protect a VirtualHost")
+    m = re.search(r"^    <VirtualHost \*:443>\n(?:    .*\n|\n)*?"
+                  r"    </VirtualHost>\n", text, re.M)
+    assert m, "no <VirtualHost *:443> block in the README"
+    vhost = "\n".join(line[4:] for line in m.group(0).splitlines())
+    assert re.search(r"^\s+RedoxVerify On$", vhost, re.M), vhost
+    assert re.search(r"^\s+RedoxVerify Off$", vhost, re.M), vhost
+    names = re.findall(r"RedoxVerificationToken (\S+) +file:"
+                       r"/etc/apache2/redox/(\S+)\.token$", vhost, re.M)
+    assert names, vhost
+    for name, stem in names:
+        assert name == stem, (name, stem)
+        (tmp_path / (stem + ".token")).write_text(
+            run("openssl rand -hex 32").stdout)
+    vhost = vhost.replace("/etc/apache2/redox/", str(tmp_path) + "/")
+    vhost = re.sub(r"^\s*SSLEngine on\n", "", vhost, flags=re.M)
+    mods = "/usr/lib/apache2/modules"
+    conf = tmp_path / "httpd.conf"
+    conf.write_text(
+        "ServerRoot /etc/apache2\n"
+        "ServerName localhost\n"
+        "PidFile %s/httpd.pid\n"
+        "ErrorLog %s/error.log\n"
+        "LoadModule mpm_event_module %s/mod_mpm_event.so\n"
+        "LoadModule authz_core_module %s/mod_authz_core.so\n"
+        "LoadModule proxy_module %s/mod_proxy.so\n"
+        "LoadModule proxy_http_module %s/mod_proxy_http.so\n"
+        "LoadModule redox_verify_module %s\n%s\n"
+        % (tmp_path, tmp_path, mods, mods, mods, mods, built_module, vhost))
+    proc = run([APACHE2, "-f", str(conf), "-t"], check=False)
+    assert proc.returncode == 0 and "Syntax OK" in proc.stderr, \
+        proc.stdout + proc.stderr
+
+
+def test_rv_docs_package_file_name(doc_text):
+    """The package file the manual installs and make deb makes is the one
+    make deb produces for this version."""
+    want = "%s_%s_%s.deb" % (PACKAGE, deb_version(), deb_arch())
+    named = re.findall(r"%s_\S+\.deb" % re.escape(PACKAGE), doc_text)
+    assert len(named) >= 2, named
+    assert set(named) == {want}, (named, want)
+
+
+def test_rv_docs_building_targets(doc_text):
+    """Every make target "Building and testing" names is the Makefile's,
+    and the development targets the README used to list are all there."""
+    text = section(doc_text, "Building and testing")
+    named = set(re.findall(r"\bmake(?: -j\d+)? ([a-z][a-z0-9-]*)", text))
+    assert {"install", "uninstall", "deb", "test", "run", "asan", "lint",
+            "fuzz", "load", "load-asan", "fresh-test", "bench",
+            "man"} <= named, named
+    missing = sorted(named - make_targets())
+    assert not missing, "the manual names make targets the Makefile " \
+        "lacks: %s" % missing
+    assert "bench/README.md" in text
+
+
+def test_rv_docs_setup_steps(doc_text):
+    """"Setting up an endpoint": the package installed, the shipped example
+    copied into sites-available, the configuration checked before Apache
+    restarts, and the probe run before "Verify & Save" at Redox."""
+    text = section(doc_text, "Setting up an endpoint")
+    lines = code_lines(text)
+    assert any(l.startswith("apt-get install apache2 ./%s_" % PACKAGE)
+               for l in lines), lines
+    assert any("examples/redox-vhost.conf.example" in l for l in lines)
+    assert lines.index("apache2ctl -t") < \
+        lines.index("systemctl restart apache2")
+    assert "apt-get purge %s" % PACKAGE in text
+
+
+def bench_phases():
+    src = read(os.path.join(TOP, "bench", "run.py"))
+    m = re.search(r"'--phases', default='([^']+)'", src)
+    assert m, "bench/run.py: the --phases default is not found"
+    return m.group(1).split(",")
+
+
+def test_rv_docs_bench_readme():
+    """bench/README.md: how to run it (make targets that exist), each phase
+    bench/run.py runs by default, the figures with their A/A row and how to
+    read them, and the section the native phase's figures go into."""
+    text = read(BENCH_README)
+    lines = [l.split("#", 1)[0].strip() for l in code_lines(text)[:2]]
+    assert lines == ["make bench", "make bench-quick"], lines
+    targets = make_targets()
+    assert {"bench", "bench-quick"} <= targets
+    phases = section(text, "The phases")
+    listed = re.findall(r"^- `([a-z]+)`: ", phases, re.M)
+    assert set(bench_phases()) <= set(listed), (bench_phases(), listed)
+    figures = section(text, "Figures from one run")
+    assert re.search(r"^\| 1 A/A: ", figures, re.M)
+    assert re.search(r"^\| 1 baseline: ", figures, re.M)
+    assert "A/A" in section(text, "Reading the figures against the A/A row")
+    assert "\n## Native instruction counts\n" in text
 
 
 def test_rv_docs_man_page_renders_cleanly(registered):
@@ -211,7 +408,9 @@ def test_rv_docs_man_page_renders_cleanly(registered):
     split = {re.sub(r"\W", "", a + b) for a, b in
              re.findall(r"(\S+)\u2010\n\s*(\S+)", text)}
     assert not split & set(registered), split & set(registered)
-    for heading in ("The endpoint-verification handshake",
+    for heading in ("Setting up an endpoint", "Building and testing",
+                    "Metrics", "Redox's TLS policy and limits", "Files",
+                    "The endpoint-verification handshake",
                     "Rotating a token",
                     "Keeping tokens out of configuration files", "Logging",
                     "Combining with Require ip",
@@ -255,20 +454,31 @@ def test_rv_docs_token_one_liners_give_the_digest(doc_text, tmp_path):
 
 
 def handler_names():
-    """The handler names mod_redox_verify.c answers (r->handler compared
-    with a literal or a macro of one)."""
-    with open(os.path.join(TOP, "mod_redox_verify.c"), encoding="utf-8") as f:
-        src = f.read()
-    macros = dict(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"', src, re.M))
+    """The handler names the module's glue files (mod_redox_verify*.c)
+    answer (r->handler compared with a literal or a macro of one defined
+    in a glue file or the glue's header, mod_redox_verify.h)."""
+    sources = sorted(glob.glob(os.path.join(TOP, "mod_redox_verify*.c")))
+    assert sources, "no mod_redox_verify*.c in " + TOP
+    macros = {}
+    for path in sources + [os.path.join(TOP, "mod_redox_verify.h")]:
+        with open(path, encoding="utf-8") as f:
+            macros.update(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"',
+                                     f.read(), re.M))
     names = set()
-    for ref in re.findall(r"\bstr(?:case)?cmp\(\s*r->handler\s*,\s*"
-                          r"(\w+|\"[^\"]*\")\s*\)", src):
-        assert ref.startswith('"') or ref in macros, \
-            "cannot resolve handler name " + ref
-        names.add(ref.strip('"') if ref.startswith('"') else macros[ref])
-    assert "r->handler" not in src or names, \
-        "mod_redox_verify.c looks at r->handler in a way this test does " \
-        "not understand; teach handler_names()"
+    for path in sources:
+        with open(path, encoding="utf-8") as f:
+            src = f.read()
+        found = set()
+        for ref in re.findall(r"\bstr(?:case)?cmp\(\s*r->handler\s*,\s*"
+                              r"(\w+|\"[^\"]*\")\s*\)", src):
+            assert ref.startswith('"') or ref in macros, \
+                "%s: cannot resolve handler name %s" % (path, ref)
+            found.add(ref.strip('"') if ref.startswith('"')
+                      else macros[ref])
+        assert "r->handler" not in src or found, \
+            "%s looks at r->handler in a way this test does not " \
+            "understand; teach handler_names()" % os.path.basename(path)
+        names |= found
     return names
 
 

@@ -1,7 +1,7 @@
 """redox-verify-probe(1) against the command: every option and every check
 the probe has is documented, the man page that make builds with go-md2man
-renders without a warning, and the README and the module's manual point to
-the probe."""
+renders without a warning, the module's manual runs the probe in its setup
+steps and points to it, and the README links to its page."""
 
 import os
 import re
@@ -86,13 +86,26 @@ def test_rv_probe_docs_man_page_renders_cleanly():
         assert "\n%s\n" % heading in text, heading
 
 
-def test_rv_probe_docs_readme_production_steps():
-    with open(os.path.join(TOP, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
-    section = readme.split("\n## Debian package\n", 1)[1] \
+def test_rv_probe_docs_manual_production_steps():
+    with open(os.path.join(TOP, "docs", "mod_redox_verify.md"),
+              encoding="utf-8") as f:
+        manual = f.read()
+    section = manual.split("\n## Setting up an endpoint\n", 1)[1] \
         .split("\n## ", 1)[0]
     assert "redox-verify-probe https://redox.example.org/redox/ " \
         "--token-file /etc/apache2/redox/prod.token" in section
+    # before the endpoint is verified at Redox
+    assert section.index("redox-verify-probe") < \
+        section.index("Verify & Save")
+
+
+def test_rv_probe_docs_readme_points_to_the_probe():
+    with open(os.path.join(TOP, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme.split("\n## Protect a VirtualHost\n", 1)[1] \
+        .split("\n## ", 1)[0]
+    assert "[docs/redox-verify-probe.md](docs/redox-verify-probe.md)" \
+        in section
     # before the endpoint is verified at Redox
     assert section.index("redox-verify-probe") < \
         section.index("Verify & Save")

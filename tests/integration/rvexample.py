@@ -102,3 +102,14 @@ def example_vhost(h, port, backend, cert, key, extra="", tokens=None,
 
 def ssl_modules(h):
     return SSL_MODULES.format(moddir=rvhttpd.MODDIR, root=h.root)
+
+
+class Site:
+    """A TLS site of the example: its Httpd (h) with the recording backend
+    and nports ports, and a test CA (ca) in the server root's tls/."""
+
+    def __init__(self, name, nports, backend):
+        self.h = rvhttpd.Httpd(name, nports=nports)
+        self.h.backend = self.backend = backend
+        self.tls = self.h.root / "tls"
+        self.ca = make_ca(self.tls)

@@ -17,15 +17,8 @@ LONGEST_FIELD_LINE = FIELD_LIMIT + 1
 BIG_FIELD_LIMIT = 16384      # the "big" port, so that an 8 KiB token reaches the module
 TOKEN_MAX = 8192             # RV_TOKEN_MAX: the longest token that can be configured
 
-REALM = 'Bearer realm="Redox"'
-CHALLENGE_HEADER = {
-    "missing": REALM,
-    "no-tokens": REALM,
-    "malformed": REALM + ', error="invalid_request"',
-    "wrong-token": REALM + ', error="invalid_token"',
-    "mismatch": REALM + ', error="invalid_token"',
-    "expired": REALM + ', error="invalid_token"',
-}
+REALM = rvhttpd.REALM
+CHALLENGE_HEADER = rvhttpd.CHALLENGE
 # The startup warning about the expired token "gone" (h.test).
 EXPIRED_WARNING = r"\[redox_verify:warn\].*RedoxVerificationToken gone \(.*\) expired at"
 
@@ -118,6 +111,13 @@ LimitRequestFieldSize {limit}
     def stop(self):
         self.h.stop()
 
+    @classmethod
+    def serving(cls, name, backend, allowed=()):
+        """The module's fixture: started, yielded, stopped."""
+        s = cls(name, backend, allowed).start()
+        yield s
+        s.stop()
+
     # -- requests ----------------------------------------------------------------
     def target(self, rid, rest=""):
         return "/proxy/%s%s" % (rid, rest)
@@ -132,8 +132,7 @@ LimitRequestFieldSize {limit}
 
     @staticmethod
     def _denials(lines):
-        return [l for l in lines
-                if "redox_verify: denied" in l or "redox_verify: handshake refused" in l]
+        return rvhttpd.denial_lines(lines, extra=(rvhttpd.REFUSED.strip(),))
 
     def denial_lines(self, rid, want=1):
         return self._denials(self.h.error_lines(rid, want=want))
@@ -151,8 +150,8 @@ LimitRequestFieldSize {limit}
         """Denied with status: by the module when reason is given (its
         error-log line says so), else by httpd before the module ran.  In
         both cases the backend saw nothing."""
-        assert resp.status == status, (resp, self.h.error_log_tail(5))
-        assert self.backend_saw(rid) == [], self.backend_saw(rid)
+        rvhttpd.assert_refused(resp, status, self.backend_saw(rid),
+                               context=self.h.error_log_tail(5))
         if reason is not None:
             lines = self.denial_lines(rid)
             assert lines, "no denial line for %s:\n%s" % (rid, self.h.error_log_tail(5))
@@ -170,16 +169,9 @@ LimitRequestFieldSize {limit}
         """Accepted and proxied once, without the token headers, with the
         accepted NAME in X-Redox-Source."""
         assert resp.status == status, (resp, self.h.error_log_tail(5))
-        recs = self.backend_saw(rid)
-        assert len(recs) == 1, recs
-        rec = recs[0]
-        assert rec.path.startswith(self.prefix), rec.path
-        assert not rec.has("verification-token"), rec.headers
+        rec = rvhttpd.assert_forwarded(self.backend_saw(rid), name, self.prefix, self.T.values(),
+                                       authorization=None)
         assert not [v for v in rec.values("Authorization") if "earer" in v], rec.headers
-        assert rec.values("X-Redox-Source") == [name], rec.headers
-        for k, v in rec.headers:
-            for t in self.T.values():
-                assert t not in v, k
         return rec
 
     def assert_still_serving(self, port=None):

@@ -61,9 +61,10 @@ STOCK_MODULES = [
 ]
 
 # The MPM a generated server runs, with small limits suited to tests.
+MPM_MODULE = {"event": ("mpm_event_module", "mod_mpm_event.so"),
+              "prefork": ("mpm_prefork_module", "mod_mpm_prefork.so")}
 MPM_CONF = {
     "event": [
-        'LoadModule mpm_event_module "%s"' % (MODDIR / "mod_mpm_event.so"),
         "StartServers 1",
         "ServerLimit 2",
         "ThreadsPerChild 16",
@@ -72,7 +73,6 @@ MPM_CONF = {
         "MaxRequestWorkers 32",
     ],
     "prefork": [
-        'LoadModule mpm_prefork_module "%s"' % (MODDIR / "mod_mpm_prefork.so"),
         "StartServers 1",
         "MinSpareServers 1",
         "MaxSpareServers 8",
@@ -93,6 +93,101 @@ LOG_LEVEL = os.environ.get("RV_LOGLEVEL") or "info redox_verify:trace8"
 # wait ends as soon as the thing is there: this only bounds a test that is
 # failing, so it is generous for a slow or loaded machine.
 WAIT = 60
+
+# The names and values every harness sends and expects.
+TOKEN_HEADER = "verification-token"
+AUTH_HEADER = "Authorization"
+DENIED = "redox_verify: denied "        # the module's denial log line
+# The challenge of a 401 (WWW-Authenticate), by the reason of the denial.
+REALM = 'Bearer realm="Redox"'
+CH_MISSING = REALM
+CH_INVALID_TOKEN = REALM + ', error="invalid_token"'
+CH_INVALID_REQUEST = REALM + ', error="invalid_request"'
+CHALLENGE = {
+    "missing": CH_MISSING,
+    "no-tokens": CH_MISSING,
+    "malformed": CH_INVALID_REQUEST,
+    "wrong-token": CH_INVALID_TOKEN,
+    "mismatch": CH_INVALID_TOKEN,
+    "expired": CH_INVALID_TOKEN,
+}
+# The challenge (a UUID) of the handshake tests.
+HANDSHAKE_UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+# The refusal of a bad handshake challenge is logged at error, like a
+# denial: an allowed error-log line where a test sends one.
+REFUSED = "redox_verify: handshake refused "
+BAD_CHALLENGE_LOGGED = r"\[redox_verify:error\].*" + REFUSED + "bad-challenge"
+# Capacity notices of a server kept busy on purpose (all workers busy; the
+# event MPM's earlier "idle workers within MinSpareThreads of the limit"):
+# allowed in the error log of a load run, never a failure of the module.
+CAPACITY_NOTICES = [r"AH00484: server reached MaxRequestWorkers",
+                    r"AH10159: server is within MinSpareThreads"]
+
+
+def wait_for(predicate, timeout=WAIT, what="the condition"):
+    """predicate()'s first true value, polling; fails after timeout."""
+    value = wait_until(predicate, timeout)
+    assert value, "timed out waiting for " + what
+    return value
+
+
+def wait_until(predicate, timeout=WAIT, interval=0.05):
+    """predicate()'s first true value, polling until timeout; its last
+    (false) value if none came.  The timeout only bounds a failing wait."""
+    deadline = time.time() + timeout
+    while True:
+        got = predicate()
+        if got or time.time() >= deadline:
+            return got
+        time.sleep(interval)
+
+
+def port_open(port, timeout=0.5):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(port, timeout=WAIT, proc=None):
+    """True once 127.0.0.1:port accepts a connection; False after timeout
+    or once proc (a Popen) has exited."""
+    def ready():
+        if proc is not None and proc.poll() is not None:
+            return "exited"
+        return port_open(port) and "open"
+    return wait_until(ready, timeout) == "open"
+
+
+def children_of(ppid):
+    """The live (not zombie) child processes of ppid, sorted."""
+    if not ppid:
+        return []
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == ppid and fields[0] != "Z":
+            out.append(int(d))
+    return sorted(out)
+
+
+def httpd_env(extra=None):
+    """The environment httpd runs with: ours, extra, and RV_HTTPD_PRELOAD
+    as LD_PRELOAD (httpd only, never the test process)."""
+    env = dict(os.environ)
+    env.update(extra or {})
+    pre = os.environ.get("RV_HTTPD_PRELOAD")
+    if pre:
+        env["LD_PRELOAD"] = pre
+    return env
+
 
 # ---------------------------------------------------------------------------
 # secrets bookkeeping: every token the suite configures or sends is
@@ -257,30 +352,37 @@ class Response(HeaderAccess):
         return "<Response %s %s %r>" % (self.status, self.path, self.headers)
 
 
+def put_request(conn, method, path, host, headers, body):
+    """Sends one request on an http.client connection with exactly these
+    header lines: Host, headers in order (duplicates allowed, value may be
+    bytes), Connection: close, and Content-Length with a body."""
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", host)
+    for k, v in headers:
+        conn.putheader(k, v)
+    conn.putheader("Connection", "close")
+    if body is not None:
+        body = body.encode() if isinstance(body, str) else body
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+
+
 def http_request(port, path, host="localhost", headers=(), method="GET", body=None,
-                 timeout=WAIT):
+                 timeout=WAIT, source=None):
     """Send one request; headers is a list of (name, value) pairs sent as-is
     and in order (duplicates allowed, value may be bytes).  Returns once the
     server has closed the connection (Connection: close): httpd does that
     only after the request is over and logged, so its log lines are all
-    there (see wait_closed)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    there (see wait_closed).  source: the local address to send from."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     watch = None
     try:
         conn.connect()
         # http.client lets go of its socket with the response; a second
         # descriptor of the connection sees the server's close
         watch = conn.sock.dup()
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", host)
-        for k, v in headers:
-            conn.putheader(k, v)
-        conn.putheader("Connection", "close")
-        if body is not None:
-            if isinstance(body, str):
-                body = body.encode()
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
+        put_request(conn, method, path, host, headers, body)
         resp = conn.getresponse()
         data = record_response(resp.read())
         wait_closed(watch)
@@ -289,6 +391,51 @@ def http_request(port, path, host="localhost", headers=(), method="GET", body=No
         conn.close()
         if watch is not None:
             watch.close()
+
+
+class KeepAlive:
+    """Requests one after another on one keep-alive connection, sent as
+    http.client sends them (Host: 127.0.0.1:port, Accept-Encoding:
+    identity, Content-Length with a body): what the bench's callgrind runs
+    measure."""
+
+    def __init__(self, port, timeout=WAIT):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def send(self, method, path, headers=None, body=None):
+        self.conn.request(method, path, body=body, headers=dict(headers or {}))
+        resp = self.conn.getresponse()
+        data = record_response(resp.read())
+        return Response(resp.status, resp.getheaders(), data, None, path)
+
+    def close(self):
+        self.conn.close()
+
+
+def recv_until(sock, data=b"", stop=None, closes=(), timeout_ends=False):
+    """The raw HTTP reader of every harness: appends what sock receives to
+    data until the peer closes it (recv() returns nothing, or one of the
+    exceptions `closes` is raised) or stop(data) holds.  Returns (data,
+    closed).  A socket timeout ends the read with closed False when
+    timeout_ends, else it is raised."""
+    try:
+        while not (stop and stop(data)):
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, True
+            data += chunk
+        return data, False
+    except socket.timeout:
+        if not timeout_ends:
+            raise
+        return data, False
+    except closes:
+        return data, True
+
+
+def read_until_close(sock, data=b"", closes=()):
+    """data and everything sock receives until the peer closes it."""
+    return recv_until(sock, data, closes=closes)[0]
 
 
 def wait_closed(sock):
@@ -300,10 +447,7 @@ def wait_closed(sock):
     request's access-log line and every error-log line of it are in the
     logs.  Fails if the server does not close within the socket's timeout."""
     try:
-        while sock.recv(65536):
-            pass
-    except ConnectionResetError:
-        pass
+        read_until_close(sock, closes=(ConnectionResetError,))
     except socket.timeout:
         raise AssertionError("the server kept the connection open after the answer to a "
                              "Connection: close request")
@@ -334,12 +478,51 @@ def wait_accepted(sock, timeout=WAIT):
         time.sleep(0.01)
 
 
+# ---------------------------------------------------------------------------
+# the checks every suite makes of a denial and of a forwarded request
+# ---------------------------------------------------------------------------
+def assert_refused(resp, status, backend, challenge=None, context=""):
+    """A denial as the client and the backend see it: the status, the
+    WWW-Authenticate values (challenge: a list, or None for no check) and
+    nothing of it at the backend (backend: its records of this request)."""
+    assert resp.status == status, (resp, resp.text, context)
+    if challenge is not None:
+        assert resp.header_values("WWW-Authenticate") == list(challenge), resp.headers
+    assert backend == [], backend
+
+
+def denial_lines(lines, extra=()):
+    """The module's denial lines among error-log lines (and those with
+    any of the markers extra)."""
+    return [l for l in lines if DENIED.strip() in l or any(x in l for x in extra)]
+
+
+def assert_forwarded(recs, name=None, prefix=None, secrets=(), authorization=()):
+    """Exactly one request at the backend, as the module hands it on: its
+    path under prefix, no verification-token header, Authorization as
+    authorization lists (None: not checked), NAME in X-Redox-Source, none
+    of secrets in any header.  The record."""
+    assert len(recs) == 1, recs
+    rec = recs[0]
+    if prefix:
+        assert rec.path.startswith(prefix), rec.path
+    assert not rec.has(TOKEN_HEADER), rec.headers
+    if authorization is not None:
+        assert rec.values(AUTH_HEADER) == list(authorization), rec.headers
+    if name is not None:
+        assert rec.values("X-Redox-Source") == [name], rec.headers
+    for k, v in rec.headers:
+        for t in secrets:
+            assert t not in v, k
+    return rec
+
+
 def bearer(token):
-    return ("Authorization", "Bearer " + token)
+    return (AUTH_HEADER, "Bearer " + token)
 
 
 def vtok(token):
-    return ("verification-token", token)
+    return (TOKEN_HEADER, token)
 
 
 def both(token):
@@ -437,7 +620,13 @@ def require_module():
 LEAN_MODULES = ("authz_core_module", "mime_module", "proxy_module", "proxy_http_module")
 
 
-def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
+def server_conf(root, ports, modules, loglevel=None, log_format=LOG_FORMAT,
+                admin="root@localhost"):
+    """The lines every generated httpd.conf starts with (the config
+    builder's head): the server root with its run/ and logs/, Listen on
+    each loopback port, LoadModule for each (name, file) in modules (a
+    file name without a directory is in MODDIR), User/Group www-data as
+    root, the error log and an access log in log_format."""
     root = Path(root)
     lines = [
         'ServerRoot "%s"' % root,
@@ -445,30 +634,39 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
         'PidFile "%s/run/httpd.pid"' % root,
         'Mutex file:%s/run default' % root,
         'ServerName localhost',
-        'ServerAdmin root@localhost',
     ]
-    for p in ports:
-        lines.append("Listen 127.0.0.1:%d" % p)
-    lines.append(MPM_CONF[mpm][0])
-    for name, so in STOCK_MODULES:
-        if not lean or name in LEAN_MODULES:
-            lines.append('LoadModule %s "%s"' % (name, MODDIR / so))
-    lines.append('LoadModule redox_verify_module "%s"' % MODULE)
-    if user and os.geteuid() == 0:
+    if admin:
+        lines.append("ServerAdmin " + admin)
+    lines += ["Listen 127.0.0.1:%d" % p for p in ports]
+    lines += ['LoadModule %s "%s"' % (name, MODDIR / so) for name, so in modules]
+    if os.geteuid() == 0:
         lines += ["User www-data", "Group www-data"]
     lines += [
         'ErrorLog "%s/logs/error.log"' % root,
         "LogLevel %s" % (loglevel or LOG_LEVEL),
-        'LogFormat "%s" rvfmt' % LOG_FORMAT,
+        'LogFormat "%s" rvfmt' % log_format,
         'CustomLog "%s/logs/access.log" rvfmt' % root,
         "TypesConfig /etc/mime.types",
     ]
+    return lines
+
+
+def global_conf(root, ports, loglevel=None, mpm="event", lean=False):
+    root = Path(root)
+    modules = [MPM_MODULE[mpm]] + [m for m in STOCK_MODULES
+                                   if not lean or m[0] in LEAN_MODULES]
+    lines = server_conf(root, ports, modules + [("redox_verify_module", MODULE)], loglevel)
     if not lean:
         lines.append('ScriptSock "%s/run/cgid.sock"' % root)
-    lines += MPM_CONF[mpm][1:]
-    lines += [
-        "Timeout 15",
-        "ProxyTimeout 10",
+    lines += MPM_CONF[mpm]
+    lines += ["Timeout 15", "ProxyTimeout 10"] + site_conf(root) + [""]
+    return "\n".join(lines) + "\n"
+
+
+def site_conf(root):
+    """Keep-alive, no lookups, and the server root's htdocs/ the only
+    place granted."""
+    return [
         "KeepAlive On",
         "HostnameLookups Off",
         'DocumentRoot "%s/htdocs"' % root,
@@ -479,9 +677,59 @@ def global_conf(root, ports, user=True, loglevel=None, mpm="event", lean=False):
         '<Directory "%s/htdocs">' % root,
         "    Require all granted",
         "</Directory>",
-        "",
     ]
-    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# config builder: the blocks fixtures write again and again
+# ---------------------------------------------------------------------------
+def block(tag, arg, *lines):
+    """<tag arg>, each of lines indented by four (a line may be a nested
+    block of several lines; None and "" are left out), </tag>."""
+    body = "".join("    %s\n" % l for item in lines if item for l in item.splitlines())
+    return "<%s %s>\n%s</%s>\n" % (tag, arg, body, tag)
+
+
+def location(path, *lines):
+    return block("Location", path, *lines)
+
+
+def vhost(port, name, *lines):
+    """A name-based VirtualHost on the loopback port."""
+    return block("VirtualHost", "127.0.0.1:%d" % port, "ServerName " + name, *lines)
+
+
+def verified(path, tokens, *lines, proxy=None):
+    """<Location path> that the module guards: RedoxVerify On, one
+    RedoxVerificationToken line per (name, token) of tokens (a dict or
+    pairs; a token may be followed by its options), lines, and ProxyPass
+    to proxy (a URL, or (backend port, path) for the recording backend)."""
+    pairs = tokens.items() if isinstance(tokens, dict) else tokens
+    out = ["RedoxVerify On"] + ["RedoxVerificationToken %s %s" % nt for nt in pairs]
+    out += list(lines)
+    if proxy is not None:
+        if not isinstance(proxy, str):
+            proxy = "http://127.0.0.1:%d%s" % proxy
+        out.append("ProxyPass " + proxy)
+    return location(path, *out)
+
+
+# The module's metrics endpoint as the manual shows it, for loopback scrapes.
+METRICS_LOCATION = location("/metrics", "SetHandler redox-verify-metrics",
+                            "Require ip 127.0.0.1")
+
+
+def serving(name, conf, backend=None, **kw):
+    """A fixture's server: an Httpd name (kw as for Httpd) with the
+    recording backend, configured with conf (or conf(h), for one that
+    names the server's ports), started; yielded, then stopped (with the
+    error-log check).  In a fixture: `yield from rvhttpd.serving(...)`."""
+    h = Httpd(name, **kw)
+    h.backend = backend
+    h.write_conf(conf(h) if callable(conf) else conf)
+    h.start()
+    yield h
+    h.stop()
 
 
 # apache2 -k start output when a Listen port is taken.
@@ -496,10 +744,14 @@ class Httpd:
     Tests read the ports from .port/.ports after start(): a start that met
     a port taken by a process outside rvports retries on new ones."""
 
-    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event", lean=False):
+    def __init__(self, name, nports=1, env=None, allowed=(), mpm="event", lean=False,
+                 root=None, launcher=()):
+        """root: the server root (default GEN_DIR/name); launcher: a
+        command the apache2 runs go through (taskset -c 0, say)."""
         require_module()
         self.name = name
-        self.root = GEN_DIR / name
+        self.root = Path(root) if root else GEN_DIR / name
+        self.launcher = list(launcher)
         if self.root.exists():
             shutil.rmtree(self.root)
         for d in ("conf", "logs", "run", "htdocs"):
@@ -532,18 +784,51 @@ class Httpd:
     def write(self, rel, text, mode=0o644):
         return write_file(self.root / rel, text, mode)
 
+    def global_conf(self):
+        """The configuration before write_conf's body (a subclass with
+        another global part overrides this)."""
+        return global_conf(self.root, self.ports, mpm=self.mpm, lean=self.lean)
+
     def write_conf(self, body):
-        write_file(self.conf, global_conf(self.root, self.ports, mpm=self.mpm,
-                                          lean=self.lean) + body)
+        write_file(self.conf, self.global_conf() + body)
 
     # -- process control -------------------------------------------------------
+    def serve(self):
+        """For a fixture: `yield from h.serve()` starts the server, yields
+        it, and stops it (with the error-log check) at the teardown."""
+        self.start()
+        yield self
+        self.stop()
+
+    def __enter__(self):
+        """`with h:` runs the block with the server started, and stops it
+        after (checking its error log unless the block failed)."""
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop(check=exc_type is None)
+
     def _env(self):
-        env = dict(os.environ)
-        env.update(self.env)
-        pre = os.environ.get("RV_HTTPD_PRELOAD")
-        if pre:
-            env["LD_PRELOAD"] = pre
-        return env
+        return httpd_env(self.env)
+
+    def apachectl(self, action, check=False):
+        """apache2 -k action on this root's configuration (its output
+        saved to logs/<action>.out); the CompletedProcess."""
+        proc = subprocess.run(self.launcher + [APACHE, "-f", str(self.conf), "-k", action],
+                              env=self._env(), capture_output=True, text=True, timeout=60)
+        self._save_output(action, proc)
+        assert not check or proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    def restart(self, how="graceful", timeout=WAIT):
+        """apache2 -k graceful|restart, then waits for the new generation."""
+        before = self.generations()
+        self.apachectl(how, check=True)
+        wait_for(lambda: self.generations() > before, timeout,
+                 "a new generation:\n" + self.error_log_tail())
+
+    def children(self):
+        return children_of(self.pid())
 
     def _save_output(self, tag, proc):
         out = "$ %s\nrc=%s\n--- stdout\n%s\n--- stderr\n%s\n" % (
@@ -574,11 +859,8 @@ class Httpd:
         up_before = self.generations()
         for attempt in range(START_ATTEMPTS):
             make_readable_tree(self.root)
-            proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "start"],
-                                  env=self._env(), capture_output=True, text=True,
-                                  timeout=60)
+            proc = self.apachectl("start")
             self.start_output = proc.stdout + proc.stderr
-            self._save_output("start", proc)
             if proc.returncode == 0:
                 break
             if attempt + 1 == START_ATTEMPTS or not self._move_off_taken_ports():
@@ -587,12 +869,9 @@ class Httpd:
                                       self.error_log_tail()))
         RUNNING.append(self)
         self.started = True
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if (self.pid() and self.generations() > up_before
-                    and all(self._port_open(p) for p in self.ports)):
-                return self
-            time.sleep(0.05)
+        if wait_until(lambda: (self.pid() and self.generations() > up_before
+                               and all(port_open(p) for p in self.ports)), timeout):
+            return self
         self.stop(check=False)
         raise RuntimeError("httpd %s did not come up:\n%s" % (self.name, self.error_log_tail()))
 
@@ -613,24 +892,11 @@ class Httpd:
         self.conf.write_text(text)
         return True
 
-    @staticmethod
-    def _port_open(port):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
     def stop(self, check=True, timeout=WAIT):
         pid = self.pid()
-        proc = subprocess.run([APACHE, "-f", str(self.conf), "-k", "stop"],
-                              env=self._env(), capture_output=True, text=True, timeout=60)
-        self._save_output("stop", proc)
+        self.apachectl("stop")
         if pid:
-            deadline = time.time() + timeout
-            while time.time() < deadline and _alive(pid):
-                time.sleep(0.05)
-            if _alive(pid):
+            if not wait_until(lambda: not _alive(pid), timeout):
                 os.kill(pid, signal.SIGKILL)
         if self in RUNNING:
             RUNNING.remove(self)
@@ -663,22 +929,15 @@ class Httpd:
     def error_lines(self, needle, timeout=WAIT, want=1):
         """Error-log lines containing needle, polling until want of them
         are there (or timeout: then fewer)."""
-        deadline = time.time() + timeout
-        while True:
-            lines = [l for l in self.error_log_text().splitlines() if needle in l]
-            if len(lines) >= want or time.time() > deadline:
-                return lines
-            time.sleep(0.05)
+        def lines():
+            return [l for l in self.error_log_text().splitlines() if needle in l]
+        wait_until(lambda: len(lines()) >= want, timeout)
+        return lines()
 
     def access_lines(self, needle, timeout=WAIT, log=None):
         """Lines of the access log (or of the server root's file log)
         containing needle, polling until one shows up or timeout."""
-        deadline = time.time() + timeout
-        while True:
-            lines = self._log_lines(log, needle)
-            if lines or time.time() > deadline:
-                return lines
-            time.sleep(0.05)
+        return wait_until(lambda: self._log_lines(log, needle), timeout)
 
     def _log_lines(self, log, needle):
         path = self.path(log) if log else self.access_log
@@ -722,12 +981,17 @@ class Httpd:
         self.marker(log=log, **marker)
         return self._log_lines(log, needle)
 
-    def access_fields(self, rid):
-        """(REDOX_SOURCE, REDOX_VERIFY) of the one access-log line of rid."""
+    def access_line(self, rid):
+        """The one access-log line of rid."""
         lines = self.access_lines(rid)
         assert len(lines) == 1, lines
-        m = re.search(r" rvsrc=(\S*) rvver=(\S*)$", lines[0])
-        assert m, lines[0]
+        return lines[0]
+
+    def access_fields(self, rid):
+        """(REDOX_SOURCE, REDOX_VERIFY) of the one access-log line of rid."""
+        line = self.access_line(rid)
+        m = re.search(r" rvsrc=(\S*) rvver=(\S*)$", line)
+        assert m, line
         return m.group(1), m.group(2)
 
     # -- requests ------------------------------------------------------------------
@@ -775,19 +1039,22 @@ def cleanup_stale(gen_dir=GEN_DIR):
     if not gen_dir.exists():
         return
     for pidfile in gen_dir.glob("*/run/httpd.pid"):
-        try:
-            pid = int(pidfile.read_text().strip())
-            cmd = Path("/proc/%d/cmdline" % pid).read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
-            continue
-        if str(pidfile.parent.parent) in cmd and _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.time() + 10
-            while time.time() < deadline and _alive(pid):
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        stop_stale(pidfile.parent.parent)
     shutil.rmtree(gen_dir, ignore_errors=True)
+
+
+def stop_stale(root):
+    """Stops an httpd that an interrupted earlier run left on server root
+    root (its run/httpd.pid, its command line naming root)."""
+    try:
+        pid = int((Path(root) / "run" / "httpd.pid").read_text().strip())
+        cmd = Path("/proc/%d/cmdline" % pid).read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return
+    if str(root) in cmd and _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        if not wait_until(lambda: not _alive(pid), 10):
+            os.kill(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------
@@ -820,12 +1087,8 @@ def config_test(name, body, env=None, files=None):
     rvports.release(port)
     write_file(conf, global_conf(root, [port]) + body.replace("@ROOT@", str(root)))
     make_readable_tree(root)
-    e = dict(os.environ)
-    e.update(env or {})
-    pre = os.environ.get("RV_HTTPD_PRELOAD")
-    if pre:
-        e["LD_PRELOAD"] = pre
-    proc = subprocess.run([APACHE, "-t", "-f", str(conf)], env=e, capture_output=True,
+    proc = subprocess.run([APACHE, "-t", "-f", str(conf)], env=httpd_env(env),
+                          capture_output=True,
                           text=True, timeout=60)
     out = proc.stdout + proc.stderr
     write_file(root / "logs" / "configtest.out", "rc=%d\n%s" % (proc.returncode, out))

@@ -18,7 +18,6 @@ import json
 import math
 import re
 import subprocess
-import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,10 +38,10 @@ GAUGES = {
 DENIED_REASONS = {"missing", "malformed", "wrong-token", "mismatch", "no-tokens", "expired"}
 REFUSED_REASONS = {"missing", "wrong-token", "no-tokens", "bad-challenge", "expired"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+UUID = rvhttpd.HANDSHAKE_UUID
 
 # Lines the module logs at error level for handshakes, besides denials.
-ALLOWED = [r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge"]
+ALLOWED = [rvhttpd.BAD_CHALLENGE_LOGGED]
 
 
 def scrape(h, host="localhost", path="/metrics"):
@@ -194,26 +193,12 @@ def generations(h):
 
 def restart(h, how="graceful", timeout=rvhttpd.WAIT):
     """apache2 -k graceful|restart, then waits for the new generation."""
-    before = generations(h)
-    proc = subprocess.run([rvhttpd.APACHE, "-f", str(h.conf), "-k", how],
-                          env=h._env(), capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    deadline = time.time() + timeout
-    while generations(h) == before:
-        assert time.time() < deadline, "no new generation:\n" + h.error_log_tail()
-        time.sleep(0.05)
+    h.restart(how, timeout)
 
 
-def wait_for(fn, timeout=rvhttpd.WAIT, what="condition"):
-    """Polls fn() until it returns a true value (old children may still
-    answer a scrape for a moment after a restart)."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.1)
+# Polls until a true value (old children may still answer a scrape for a
+# moment after a restart).
+wait_for = rvhttpd.wait_for
 
 
 def _pid_lines(h, log="logs/pid.log"):

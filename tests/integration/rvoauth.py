@@ -215,17 +215,47 @@ def https_request(h, port, server_name, cafile, path, headers=(), method="GET", 
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     conn = _SNIConnection(port, server_name, ctx)
     try:
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", server_name)
-        for k, v in headers:
-            conn.putheader(k, v)
-        conn.putheader("Connection", "close")
-        if body is not None:
-            body = body.encode() if isinstance(body, str) else body
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
+        rvhttpd.put_request(conn, method, path, server_name, headers, body)
         resp = conn.getresponse()
         data = rvhttpd.record_response(resp.read())
         return rvhttpd.Response(resp.status, resp.getheaders(), data, rid, path, h.backend)
     finally:
         conn.close()
+
+
+def assert_combination(srv, r, jwt_case, vt_case, token, vt, jwt_invalid, passed_on,
+                       secrets, vt_challenge=None, prefix=None):
+    """One combination of an access token (jwt-ok, jwt-bad) and the
+    verification token (vt-ok, vt-wrong) beside an OAuth module: a wrong
+    verification token is the module's 401 (vt_challenge, or any of OURS)
+    with its denial line; a bad access token the OAuth module's (challenge
+    jwt_invalid) after the module accepted; both good, forwarded with the
+    access token and what the OAuth module passes on (passed_on: header ->
+    value), never the verification token.  No secret in any log line."""
+    challenges = r.header_values("WWW-Authenticate")
+    line = srv.access_line(r.rid)
+    rec = None
+    if vt_case == "vt-wrong":
+        rvhttpd.assert_refused(r, 401, r.backend_requests)
+        if vt_challenge is None:
+            assert len(challenges) == 1 and OURS.match(challenges[0]), challenges
+        else:
+            assert challenges == [vt_challenge], challenges
+        assert line.endswith(" rvsrc=- rvver=wrong-token"), line
+        assert [l for l in srv.error_lines(r.rid) if rvhttpd.DENIED + "wrong-token:" in l]
+    elif jwt_case == "jwt-bad":
+        rvhttpd.assert_refused(r, 401, r.backend_requests, [jwt_invalid])
+        assert line.endswith(" rvsrc=prod rvver=ok"), line
+    else:
+        assert r.status == 200, r
+        assert challenges == []
+        assert line.split(" ")[2] == SUBJECT, line
+        assert line.endswith(" rvsrc=prod rvver=ok"), line
+        rec = rvhttpd.assert_forwarded(r.backend_requests, prefix=prefix, secrets=[vt],
+                                       authorization=["Bearer " + token])
+        for k, v in passed_on.items():
+            assert rec.values(k) == [v], rec
+    for l in srv.access_lines(r.rid) + srv.error_lines(r.rid, timeout=0):
+        for s in secrets:
+            assert s not in l, l
+    return rec

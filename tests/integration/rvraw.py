@@ -133,14 +133,10 @@ def _connect(port, tls, timeout):
 def _read_responses(sock, data, n, head_only):
     """Reads until data holds n complete final responses (or the server
     closes); returns data and whether it closed."""
-    while True:
+    def answered(data):
         done = parse_responses(data, head_only, partial=True)
-        if len([r for r in done if r.status is None or r.status >= 200]) >= n:
-            return data, False
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data, True
-        data += chunk
+        return len([r for r in done if r.status is None or r.status >= 200]) >= n
+    return rvhttpd.recv_until(sock, data, stop=answered)
 
 
 def exchange(port, *parts, timeout=rvhttpd.WAIT, tls=None, one_by_one=False,
@@ -160,17 +156,8 @@ def exchange(port, *parts, timeout=rvhttpd.WAIT, tls=None, one_by_one=False,
                 assert not closed, "closed after %d answer(s): %r" % (i, data[:300])
             sock.sendall(part)
         start = time.time()
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    closed = True
-                    break
-                data += chunk
-        except socket.timeout:
-            pass
-        except (ConnectionResetError, ssl.SSLError):
-            closed = True
+        data, closed = rvhttpd.recv_until(sock, data, closes=(ConnectionResetError, ssl.SSLError),
+                                          timeout_ends=True)
         elapsed = time.time() - start
     finally:
         sock.close()
@@ -184,25 +171,14 @@ def first_bytes(port, head, timeout=rvhttpd.WAIT, tls=None):
     try:
         sock.sendall(head)
         start = time.time()
-        data = b""
-        closed = False
-        try:
-            # read until the first response head is complete, or close
-            while CRLF + CRLF not in data:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    closed = True
-                    break
-                data += chunk
-            elapsed = time.time() - start
+        # read until the first response head is complete, or close
+        data, closed = rvhttpd.recv_until(sock, stop=lambda d: CRLF + CRLF in d,
+                                          timeout_ends=True)
+        elapsed = time.time() - start
+        if not closed and CRLF + CRLF in data:
             # then whatever else comes before the server closes
-            while not closed:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    closed = True
-                    break
-                data += chunk
-        except socket.timeout:
+            data, closed = rvhttpd.recv_until(sock, data, timeout_ends=True)
+        if not closed:
             elapsed = time.time() - start
     finally:
         sock.close()

@@ -8,7 +8,6 @@ backend's records and whatever else the test collected.
 """
 
 import threading
-import time
 
 import rvhttpd
 
@@ -53,15 +52,7 @@ def lines_of(path):
         return []
 
 
-def wait_for(predicate, timeout=10.0, what="the condition"):
-    """Polls predicate until it returns something true; its value."""
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value or time.time() > deadline:
-            assert value, "timed out waiting for " + what
-            return value
-        time.sleep(0.02)
+wait_for = rvhttpd.wait_for
 
 
 def needles(tokens):

@@ -19,18 +19,8 @@ TOK = {}
 def srv(backend):
     TOK["ok"] = new_token()
     # lean: only the modules this config needs, so each restart is quick
-    h = rvhttpd.Httpd("restarts", lean=True)
-    h.backend = backend
-    h.write_conf("""
-<Location /proxy/>
-    RedoxVerify On
-    RedoxVerificationToken ok {tok}
-    ProxyPass http://127.0.0.1:{bp}/restarts/
-</Location>
-""".format(tok=TOK["ok"], bp=backend.port))
-    h.start()
-    yield h
-    h.stop()
+    yield from rvhttpd.serving("restarts", rvhttpd.verified(
+        "/proxy/", TOK, proxy=(backend.port, "/restarts/")), backend, lean=True)
 
 
 def alive(pid):

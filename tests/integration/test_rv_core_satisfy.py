@@ -13,21 +13,10 @@ TOK = {}
 @pytest.fixture(scope="module")
 def sat(backend):
     TOK["ok"] = new_token()
-    h = rvhttpd.Httpd("satisfy")
-    h.backend = backend
-    h.write_conf("""
-LoadModule access_compat_module "/usr/lib/apache2/modules/mod_access_compat.so"
-<Location /proxy/>
-    RedoxVerify On
-    RedoxVerificationToken ok {tok}
-    Satisfy Any
-    Require ip 127.0.0.1
-    ProxyPass http://127.0.0.1:{bp}/satisfy/
-</Location>
-""".format(tok=TOK["ok"], bp=backend.port))
-    h.start()
-    yield h
-    h.stop()
+    yield from rvhttpd.serving("satisfy", (
+        'LoadModule access_compat_module "/usr/lib/apache2/modules/mod_access_compat.so"\n'
+        + rvhttpd.verified("/proxy/", {"ok": TOK["ok"]}, "Satisfy Any", "Require ip 127.0.0.1",
+                           proxy=(backend.port, "/satisfy/"))), backend)
 
 
 def test_rv_core_satisfy_any_cannot_bypass(sat):

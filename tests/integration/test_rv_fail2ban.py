@@ -8,7 +8,6 @@ info and debug lines, httpd's own errors, and a URI that imitates a
 denial).  The same for each error log format the manual names, and the
 example jail as fail2ban-client reads it."""
 
-import http.client
 import json
 import re
 import shutil
@@ -67,22 +66,8 @@ def fail2ban_regex(conf, log, *opts):
 
 def send(port, src, path, headers=(), method="GET", body=None):
     """One request from the loopback address src; returns the status."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15,
-                                      source_address=(src, 0))
-    try:
-        conn.putrequest(method, path, skip_host=True,
-                        skip_accept_encoding=True)
-        conn.putheader("Host", "f2b.test")
-        for k, v in headers:
-            conn.putheader(k, v)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        resp = conn.getresponse()
-        rvhttpd.record_response(resp.read())
-        return resp.status
-    finally:
-        conn.close()
+    return rvhttpd.http_request(port, path, host="f2b.test", headers=headers, method=method,
+                                body=body, timeout=15, source=src)[0]
 
 
 class Mix:
@@ -208,11 +193,8 @@ LoadModule access_compat_module "{moddir}/mod_access_compat.so"
                       r"\[redox_verify:error\].* redox_verify: handshake "
                       r"refused bad-challenge:",
                       r"\[redox_verify:warn\].*RedoxVerificationToken old .*expired at"]
-        h.start()
-        try:
+        with h:
             mix = send_mix(h.port, tok, old)
-        finally:
-            h.stop()
         out[name] = (h.error_log, mix)
     return out
 

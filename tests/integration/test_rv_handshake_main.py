@@ -11,13 +11,10 @@ import socket
 import pytest
 
 import rvhttpd
-from rvhttpd import bearer, both, new_rid, new_token, vtok
+from rvhttpd import CH_INVALID_TOKEN, CH_MISSING, bearer, both, new_rid, new_token, vtok
 
-UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+UUID = rvhttpd.HANDSHAKE_UUID
 JSON = ("Content-Type", "application/json")
-REALM = 'Bearer realm="Redox"'
-CH_MISSING = REALM
-CH_INVALID_TOKEN = REALM + ', error="invalid_token"'
 
 A = "hs-a.test"
 B = "hs-b.test"
@@ -25,7 +22,7 @@ NONE = "hs-none.test"
 T = {}  # name -> token, filled by the fixture
 
 # The refusal of a bad challenge is logged at error level, like a denial.
-ALLOWED = [r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge: "]
+ALLOWED = [rvhttpd.BAD_CHALLENGE_LOGGED]
 
 # %U%q next to %r: both must show the GET token masked.
 UQ_FORMAT = r'%U%q \"%r\" %>s rvsrc=%{REDOX_SOURCE}e rvver=%{REDOX_VERIFY}e'
@@ -90,15 +87,13 @@ CustomLog "{root}/logs/access-uq.log" rvuq
     ProxyPass /proxy/ http://127.0.0.1:{bp}/hsnone/
 </VirtualHost>
 """.format(moddir=rvhttpd.MODDIR, none=NONE, uqfmt=UQ_FORMAT, root=h.root, port=h.port, bp=bp, a=A, b=B, **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 # ---------------------------------------------------------------------------
 # raw client
 # ---------------------------------------------------------------------------
-class Raw:
+class Raw(rvhttpd.HeaderAccess):
     def __init__(self, status, headers, body, interim, rid, path, cport, new_records):
         self.status = status
         self.headers = headers      # list of (name, value)
@@ -108,9 +103,6 @@ class Raw:
         self.path = path
         self.cport = cport          # client port, shown in error-log lines
         self.backend = new_records  # everything the backend got meanwhile
-
-    def header_values(self, name):
-        return [v for k, v in self.headers if k.lower() == name.lower()]
 
     def __repr__(self):
         return "<Raw %s %s %r %r>" % (self.status, self.path, self.headers, self.body[:200])
@@ -136,12 +128,7 @@ def _dechunk(data):
 
 
 def _read_head(s, buf):
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    return buf
+    return rvhttpd.recv_until(s, buf, stop=lambda d: b"\r\n\r\n" in d)[0]
 
 
 def send(srv, method, path, host=A, headers=(), body=None, chunks=None, expect=False):
@@ -187,14 +174,7 @@ def send(srv, method, path, host=A, headers=(), body=None, chunks=None, expect=F
             # else: a final answer without 100: the body is never sent
         else:
             s.sendall(payload)
-        try:
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                buf += d
-        except ConnectionResetError:
-            pass
+        buf = rvhttpd.read_until_close(s, buf, closes=(ConnectionResetError,))
     status, hdrs, rest = _split_head(buf)
     while 100 <= status < 200:
         interim.append(status)
@@ -261,12 +241,8 @@ def assert_denied(srv, r, reason, status=401, challenge=CH_MISSING, handshake=Fa
                   not_handshake=None):
     """Denied with the scope's status, nothing proxied, one denial line
     with the reason; not_handshake: the debug reason expected before it."""
-    assert r.status == status, (r, srv.error_log_tail())
-    if status == 401:
-        assert r.header_values("WWW-Authenticate") == [challenge], r.headers
-    else:
-        assert r.header_values("WWW-Authenticate") == [], r.headers
-    assert r.backend == [], r.backend
+    rvhttpd.assert_refused(r, status, r.backend, [challenge] if status == 401 else [],
+                           srv.error_log_tail())
     uri = r.path.split("?")[0]
     # one denial line (at error; the fixup may add a debug note)
     denied = [l for l in client_lines(srv, r, "redox_verify: denied ") if ":error]" in l]
@@ -672,12 +648,7 @@ def pipeline(srv, data):
     before = len(srv.backend.records)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=rvhttpd.WAIT) as s:
         s.sendall(data)
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
+        buf = rvhttpd.read_until_close(s)
     with srv.backend.lock:
         new = list(srv.backend.records[before:])
     return _responses(buf), new

@@ -16,9 +16,7 @@ R = rvraw.request
 
 @pytest.fixture(scope="module")
 def srv(backend):
-    s = Hostile("hostile-conn", backend).start()
-    yield s
-    s.stop()
+    yield from Hostile.serving("hostile-conn", backend)
 
 
 def one(ex):
@@ -85,12 +83,7 @@ def test_rv_hostile_expect_100_continue_accepted_gets_continue(srv):
         first = sock.recv(65536)
         assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first[:200]
         sock.sendall(body)
-        data = first
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = rvhttpd.read_until_close(sock, first)
     finally:
         sock.close()
     resps = rvraw.parse_responses(data)

@@ -15,9 +15,7 @@ UUID = "6f1c1f0e-4d1b-4c7e-9d51-5b3a0c2e8a11"
 
 @pytest.fixture(scope="module")
 def srv(backend):
-    s = Hostile("hostile-h2tls", backend).start()
-    yield s
-    s.stop()
+    yield from Hostile.serving("hostile-h2tls", backend)
 
 
 class CurlResponse:

@@ -13,16 +13,13 @@ import rvraw
 from rvhostile import CHALLENGE_HEADER, Hostile
 
 R = rvraw.request
-UUID = "2e73f864-a0e9-4764-a7d5-91fe5836db22"
+UUID = rvhttpd.HANDSHAKE_UUID
 JSON = "application/json"
-REFUSED = r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge"
 
 
 @pytest.fixture(scope="module")
 def srv(backend):
-    s = Hostile("hostile-handshake", backend, allowed=[REFUSED]).start()
-    yield s
-    s.stop()
+    yield from Hostile.serving("hostile-handshake", backend, allowed=[rvhttpd.BAD_CHALLENGE_LOGGED])
 
 
 def obj(token, challenge=UUID, **extra):

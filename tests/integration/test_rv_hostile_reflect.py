@@ -13,14 +13,11 @@ import rvraw
 from rvhostile import Hostile
 
 R = rvraw.request
-REFUSED = r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge"
 
 
 @pytest.fixture(scope="module")
 def srv(backend):
-    s = Hostile("hostile-reflect", backend, allowed=[REFUSED]).start()
-    yield s
-    s.stop()
+    yield from Hostile.serving("hostile-reflect", backend, allowed=[rvhttpd.BAD_CHALLENGE_LOGGED])
 
 
 def markers(n):

@@ -75,9 +75,7 @@ RedoxVerificationToken server {server}
 </VirtualHost>
 """.format(port=h.port, bp=backend.port, root=h.root,
            staging_digest=rvhttpd.sha256_hex(T["staging"]), **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 def test_rv_metrics_format_parses_strictly(fmt):
@@ -259,3 +257,53 @@ def test_rv_metrics_format_check_accepts_valid():
     assert fams["a_total"].samples[0].labels == {"x": 'q"\\\n', "y": "z"}
     assert fams["a_total"].samples[0].value == 1500.0
     assert fams["g"].samples[0].value == float("inf")
+
+
+@pytest.fixture(scope="module")
+def inherited(backend):
+    """RedoxVerify On in the main server only, and two VirtualHosts with no
+    directive of this module: each inherits the verified scope and must
+    count under its own label, not share one record with the main server."""
+    tok = new_token()
+    h = rvhttpd.Httpd("metrics-inherited", nports=3, allowed=rvmetrics.ALLOWED)
+    h.backend = backend
+    h.write_conf("""
+<Location /metrics>
+    SetHandler redox-verify-metrics
+    Require ip 127.0.0.1
+</Location>
+<Location /redox/>
+    RedoxVerify On
+    RedoxVerificationToken prod {tok}
+    ProxyPass http://127.0.0.1:{bp}/m/
+</Location>
+<VirtualHost 127.0.0.1:{p1}>
+    ServerName c.test
+</VirtualHost>
+<VirtualHost 127.0.0.1:{p2}>
+    ServerName d.test
+</VirtualHost>
+""".format(tok=tok, bp=backend.port, p1=h.ports[1], p2=h.ports[2]))
+    h.tok = tok
+    h.start()
+    yield h
+    h.stop()
+
+
+def test_rv_metrics_format_inherited_scope_counted_per_vhost(inherited):
+    h = inherited
+    labels = {h.ports[0]: "localhost:%d" % h.ports[0],
+              h.ports[1]: "c.test:%d" % h.ports[1],
+              h.ports[2]: "d.test:%d" % h.ports[2]}
+    before = rvmetrics.counts(h)
+    for port, n in zip(h.ports, (1, 2, 3)):
+        for _ in range(n):
+            assert h.request("/redox/x", port=port).status == 401
+    r = h.request("/redox/x", port=h.ports[1], headers=both(h.tok))
+    assert r.status == 200 and len(r.backend_requests) == 1
+    after = rvmetrics.counts(h)
+    diff = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert diff == {("denied", labels[h.ports[0]], "missing"): 1,
+                    ("denied", labels[h.ports[1]], "missing"): 2,
+                    ("denied", labels[h.ports[2]], "missing"): 3,
+                    ("accepted", labels[h.ports[1]], "prod"): 1}

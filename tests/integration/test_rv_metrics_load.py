@@ -39,35 +39,17 @@ def _server(mpm, backend):
         T[k] = new_token()
     # the load is meant to keep every worker busy: httpd may say so (AH00484,
     # or the event MPM's earlier AH10159)
-    h = rvhttpd.Httpd("metrics-load-" + mpm, mpm=mpm, allowed=rvmetrics.ALLOWED + [
-        r"AH00484: server reached MaxRequestWorkers",
-        r"AH10159: server is within MinSpareThreads",
-        r"\[redox_verify:warn\].*RedoxVerificationToken old \(.*\) expired at"])
+    h = rvhttpd.Httpd("metrics-load-" + mpm, mpm=mpm, allowed=rvmetrics.ALLOWED
+                      + rvhttpd.CAPACITY_NOTICES + [
+                          r"\[redox_verify:warn\].*RedoxVerificationToken old \(.*\) expired at"])
     h.backend = backend
-    h.write_conf(MPM_LIMITS[mpm] + rvmetrics.PID_LOG + rvmetrics.TIME_LOG + """
-<Location /metrics>
-    SetHandler redox-verify-metrics
-    Require ip 127.0.0.1
-</Location>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName a.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken prod {prod}
-        RedoxVerificationToken staging {staging}
-        RedoxVerificationToken old {old} expires=2020-01-01
-        ProxyPass http://127.0.0.1:{bp}/a/
-    </Location>
-</VirtualHost>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName b.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken prod {b}
-        ProxyPass http://127.0.0.1:{bp}/b/
-    </Location>
-</VirtualHost>
-""".format(port=h.port, bp=backend.port, **T))
+    h.write_conf(
+        MPM_LIMITS[mpm] + rvmetrics.PID_LOG + rvmetrics.TIME_LOG + rvhttpd.METRICS_LOCATION
+        + rvhttpd.vhost(h.port, "a.test", rvhttpd.verified(
+            "/redox/", [("prod", T["prod"]), ("staging", T["staging"]),
+                        ("old", T["old"] + " expires=2020-01-01")], proxy=(backend.port, "/a/")))
+        + rvhttpd.vhost(h.port, "b.test", rvhttpd.verified(
+            "/redox/", {"prod": T["b"]}, proxy=(backend.port, "/b/"))))
     return h.start()
 
 
@@ -130,12 +112,7 @@ def _held_in_two_children(h, n):
         for s in socks:
             s.sendall(b"\r\n")
         for s in socks:
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = rvhttpd.read_until_close(s)
             assert data.startswith(b"HTTP/1.1 200 "), data[:200]
     finally:
         for s in socks:

@@ -1,4 +1,4 @@
-"""Counter semantics across restarts, as the README documents them:
+"""Counter semantics across restarts, as the manual's "Metrics" says:
 
 - graceful restart (apachectl graceful): every series that is still
   configured keeps counting where it was, including requests that children
@@ -30,34 +30,14 @@ RESET_LINE = "counters start from zero"
 
 
 def _conf(h, backend, names=("prod", "staging"), extra_vhost=False, many=0):
-    tokens = "".join("        RedoxVerificationToken %s %s\n" % (n, T[n]) for n in names)
-    tokens += "".join("        RedoxVerificationToken bulk%d sha256:%064x\n" % (i, i + 1)
-                      for i in range(many))
-    body = rvmetrics.PID_LOG + """
-StartServers 2
-<Location /metrics>
-    SetHandler redox-verify-metrics
-    Require ip 127.0.0.1
-</Location>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName a.test
-    <Location /redox/>
-        RedoxVerify On
-{tokens}        ProxyPass http://127.0.0.1:{bp}/a/
-    </Location>
-</VirtualHost>
-""".format(port=h.port, bp=backend.port, tokens=tokens)
+    tokens = [(n, T[n]) for n in names]
+    tokens += [("bulk%d" % i, "sha256:%064x" % (i + 1)) for i in range(many)]
+    body = (rvmetrics.PID_LOG + "StartServers 2\n" + rvhttpd.METRICS_LOCATION
+            + rvhttpd.vhost(h.port, "a.test", rvhttpd.verified(
+                "/redox/", tokens, proxy=(backend.port, "/a/"))))
     if extra_vhost:
-        body += """
-<VirtualHost 127.0.0.1:{port}>
-    ServerName c.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken cprod {cprod}
-        ProxyPass http://127.0.0.1:{bp}/c/
-    </Location>
-</VirtualHost>
-""".format(port=h.port, bp=backend.port, cprod=T["cprod"])
+        body += rvhttpd.vhost(h.port, "c.test", rvhttpd.verified(
+            "/redox/", {"cprod": T["cprod"]}, proxy=(backend.port, "/c/")))
     h.write_conf(body)
 
 
@@ -124,12 +104,7 @@ def test_rv_metrics_restart_graceful_counts_request_in_flight(rs):
         rvhttpd.wait_accepted(s)            # a child is reading the headers
         rvmetrics.restart(rs, "graceful")
         s.sendall(b"\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = rvhttpd.read_until_close(s)
     finally:
         s.close()
     assert data.startswith(b"HTTP/1.1 200"), data[:200]

@@ -13,7 +13,6 @@ import urllib.parse
 import pytest
 
 import rvexample
-import rvhttpd
 import rvprobe
 from rvexample import HOST
 from rvhttpd import new_rid, new_token, register_secret
@@ -27,20 +26,12 @@ head -c "${CONTENT_LENGTH:-0}"
 """
 
 
-class Site:
-    pass
-
-
 @pytest.fixture(scope="module")
 def site(backend):
     """One httpd: the example on port 0 (with extra Locations), a CBC-only
     vhost on port 1, a certificate that expires in 7 days on port 2."""
-    s = Site()
-    h = s.h = rvhttpd.Httpd("probe", nports=3)
-    h.backend = backend
-    s.backend = backend
-    tls = h.root / "tls"
-    s.ca = rvexample.make_ca(tls)
+    s = rvexample.Site("probe", 3, backend)
+    h, tls = s.h, s.tls
     cert, key = rvexample.make_cert(tls, "server", s.ca, days=30)
     soon = rvexample.make_cert(tls, "soon", s.ca, days=7)
     s.errdoc_token = new_token()

@@ -15,22 +15,10 @@ T = {}
 @pytest.fixture(scope="module")
 def srv(backend):
     T["tok"] = new_token()
-    h = rvhttpd.Httpd("seams-connection")
-    h.backend = backend
-    h.write_conf("""
-<VirtualHost 127.0.0.1:{port}>
-    ServerName conn.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken tok {tok}
-        RedoxSourceHeader X-Redox-Source
-        ProxyPass http://127.0.0.1:{bp}/redox/
-    </Location>
-</VirtualHost>
-""".format(port=h.port, bp=backend.port, **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from rvhttpd.serving("seams-connection", lambda h: rvhttpd.vhost(
+        h.port, "conn.test",
+        rvhttpd.verified("/redox/", T, "RedoxSourceHeader X-Redox-Source",
+                         proxy=(backend.port, "/redox/"))), backend)
 
 
 @pytest.mark.parametrize("conn", [

@@ -64,9 +64,7 @@ def srv(backend):
     </Directory>
 </VirtualHost>
 """.format(port=h.port, root=h.root, scope=scope))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 D = "dir.test"
@@ -141,7 +139,7 @@ def test_rv_seams_dir_refused_cgi_not_run(srv, how, headers, reason):
     before = len(denials())
     r = srv.request(path, host=D, headers=hdrs + [("X-Redox-Source", "spoofed")])
     assert r.status == 401, r.text
-    assert (r.header("WWW-Authenticate") or "").startswith('Bearer realm="Redox"'), r.headers
+    assert (r.header("WWW-Authenticate") or "").startswith(rvhttpd.REALM), r.headers
     assert "RV-" not in r.text and "HTTP_" not in r.text
     # once, by the request that runs, not by the lookup before it (the
     # client read the answer to its end: the request is logged)

@@ -20,7 +20,7 @@ def srv(backend):
     T["good"] = new_token()
     T["wrong"] = new_token()
     h = rvhttpd.Httpd("seams-errordoc", allowed=[
-        r"\[redox_verify:error\].*redox_verify: handshake refused bad-challenge"])
+        rvhttpd.BAD_CHALLENGE_LOGGED])
     h.backend = backend
     bp = backend.port
     h.write("errors/401.html", "RV-STATIC-ERROR-PAGE\n")
@@ -83,9 +83,7 @@ def srv(backend):
            text=scope("/text/", '        ErrorDocument 401 "RV-TEXT-ERROR"'),
            badchallenge=scope("/badchallenge/", "        ErrorDocument 400 /errors-app/400"),
            **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 E = "err.test"
@@ -123,7 +121,7 @@ def test_rv_seams_errordoc_proxied_keeps_refusal(srv, token):
     before = len(error_doc_requests(srv, "/errors-app/401"))
     r = refused(srv, "/proxied/", T[token] if token else None)
     assert r.status == 401, (r.status, r.text)
-    assert r.header_values("WWW-Authenticate")[0].startswith('Bearer realm="Redox"')
+    assert r.header_values("WWW-Authenticate")[0].startswith(rvhttpd.REALM)
     # the application's error page is the body, its 200 is not the status
     assert r.text.startswith("backend-ok GET /errors-app/401"), r.text
     recs = error_doc_requests(srv, "/errors-app/401")

@@ -25,21 +25,10 @@ def srv(backend):
         r"AH00126: Invalid URI in request", r"AH10388",
     ])
     h.backend = backend
-    h.write_conf("""
-LimitRequestLine 1000
-LimitRequestFieldSize 1000
-<VirtualHost 127.0.0.1:{port}>
-    ServerName errlog.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken tok {tok}
-        ProxyPass http://127.0.0.1:{bp}/redox/
-    </Location>
-</VirtualHost>
-""".format(port=h.port, bp=backend.port, **T))
-    h.start()
-    yield h
-    h.stop()
+    h.write_conf("LimitRequestLine 1000\nLimitRequestFieldSize 1000\n" + rvhttpd.vhost(
+        h.port, "errlog.test",
+        rvhttpd.verified("/redox/", {"tok": T["tok"]}, proxy=(backend.port, "/redox/"))))
+    yield from h.serve()
 
 
 Q = "challenge=x&verification-token={t}"

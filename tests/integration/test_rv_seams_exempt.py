@@ -39,9 +39,7 @@ def srv(backend):
 {app}
 </VirtualHost>
 """.format(port=h.port, app=app))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 AMBIGUOUS = [

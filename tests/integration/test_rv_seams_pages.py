@@ -60,8 +60,7 @@ def test_rv_seams_pages_mod_info_file_form_shows_no_secret(backend, tmp_path):
     RedoxVerificationToken lit {lit}
 </Location>
 """.format(root=h.root, hexd=secrets.token_hex(32), lit=LITERAL))
-    h.start()
-    try:
+    with h:
         assert h.error_lines("mod_info is loaded and RedoxVerificationToken lit")
         status, _, body = rvhttpd.http_request(h.port, "/server-info?config")
         text = body.decode()
@@ -69,8 +68,6 @@ def test_rv_seams_pages_mod_info_file_form_shows_no_secret(backend, tmp_path):
         assert "RedoxVerificationToken" in text and "file:" in text, text
         assert LITERAL in text          # as the warning and the manual say
         rvseams.assert_nowhere(h, [tok], text)
-    finally:
-        h.stop()
 
 
 def test_rv_seams_pages_no_mod_info_no_warning():
@@ -84,47 +81,22 @@ def test_rv_seams_pages_no_mod_info_no_warning():
 
 
 def test_rv_seams_pages_status_section_only_where_configured():
+    status = rvhttpd.location("/server-status", "SetHandler server-status")
     h = rvhttpd.Httpd("seams-status-section")
-    h.write_conf(STATUS + """
-<Location /server-status>
-    SetHandler server-status
-</Location>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName plain.test
-</VirtualHost>
-""".format(port=h.port))
-    h.start()
-    try:
+    h.write_conf(STATUS + status + rvhttpd.vhost(h.port, "plain.test"))
+    with h:
         for q in ("", "?auto"):
             r = h.request("/server-status" + q, host="plain.test")
             assert r.status == 200 and "Total" in r.text
             assert "redox" not in r.text.lower(), r.text[-2000:]
-    finally:
-        h.stop()
     tok = new_token()
     h = rvhttpd.Httpd("seams-status-section2")
-    h.write_conf(STATUS + """
-<Location /server-status>
-    SetHandler server-status
-</Location>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName plain.test
-</VirtualHost>
-<VirtualHost 127.0.0.1:{port}>
-    ServerName hooks.test
-    <Location /redox/>
-        RedoxVerify On
-        RedoxVerificationToken hook {tok}
-    </Location>
-</VirtualHost>
-""".format(port=h.port, tok=tok))
-    h.start()
-    try:
+    h.write_conf(STATUS + status + rvhttpd.vhost(h.port, "plain.test")
+                 + rvhttpd.vhost(h.port, "hooks.test", rvhttpd.verified("/redox/", {"hook": tok})))
+    with h:
         r = h.request("/server-status?auto", host="plain.test")
         lines = [l for l in r.text.splitlines() if l.startswith("RedoxVerify") and "[" in l]
         assert lines and all("[hooks.test:" in l for l in lines), lines
-    finally:
-        h.stop()
 
 
 @pytest.mark.parametrize("trace,status", [("On", 200), ("Off", 405)])
@@ -141,8 +113,7 @@ TraceEnable {trace}
     RedoxVerificationToken hook {tok}
 </Location>
 """.format(trace=trace, tok=tok))
-    h.start()
-    try:
+    with h:
         ex = rvraw.exchange(h.port, rvraw.request(method="TRACE", target="/redox-metrics",
                                                   host="localhost"))
         resp = ex.final[0]
@@ -150,8 +121,6 @@ TraceEnable {trace}
         assert b"redox_verify_requests" not in resp.body     # never the metrics
         r = h.request("/redox-metrics")
         assert r.status == 200 and "redox_verify_requests_denied_total" in r.text
-    finally:
-        h.stop()
 
 
 def test_rv_seams_pages_token_too_long_for_the_header_warned():
@@ -170,14 +139,11 @@ LimitRequestFieldSize 100
     # true: such a request never reaches the module
     h = rvhttpd.Httpd("seams-long-token", allowed=[WARN_LONG])
     h.write_conf(body)
-    h.start()
-    try:
+    with h:
         assert h.error_lines("RedoxVerificationToken long (")
         r = h.request("/redox/", headers=both(tok))
         assert r.status == 400
         rvseams.assert_nowhere(h, [tok], r.text)
-    finally:
-        h.stop()
     # and one that fits draws no warning
     res = rvhttpd.config_test("long-token-fits", body.replace("100", "101"))
     assert res.rc == 0 and "LimitRequestFieldSize" not in res.output, res

@@ -40,9 +40,7 @@ def srv(backend):
     </LocationMatch>
 </VirtualHost>
 """.format(port=h.port, bp=backend.port, **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 P = "proxy.test"
@@ -55,17 +53,12 @@ def test_rv_seams_proxy_query_token_never_forwarded(srv, way):
     r = srv.request("/%s/a-b/{rid}?verification-token=%s&keep=1" % (way, t),
                     host=P, headers=both(t))
     assert r.status == 200, (r.status, r.text)
-    recs = r.backend_requests
-    assert len(recs) == 1, recs
-    rec = recs[0]
     target = "canon" if way == "rw-pt" else way
-    assert rec.path.startswith("/%s/" % target), rec.path
+    rec = rvhttpd.assert_forwarded(r.backend_requests, "tok", "/%s/" % target)
     # (rw-the has the request line's URI, escaped, as its query)
     seen = urllib.parse.unquote(rec.path)
     assert "verification-token=REDACTED" in seen, rec.path
     assert "keep=1" in seen
-    assert rec.values("X-Redox-Source") == ["tok"]
-    assert not rec.has("verification-token") and not rec.has("Authorization")
     rvseams.assert_nowhere(srv, [t], r.text)
 
 

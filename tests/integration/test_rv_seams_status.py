@@ -59,9 +59,7 @@ ExtendedStatus On
     </Location>
 </VirtualHost>
 """.format(port=h.port, bp=hold.port, **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 def status_page(srv, host="status.test", auto=False):

@@ -28,22 +28,14 @@ printf 'read %s bytes\\n' "$(head -c "${CONTENT_LENGTH:-0}" | wc -c)"
 """
 
 
-class Site:
-    pass
-
-
 @pytest.fixture(scope="module")
 def site(backend):
     """The example twice, with an RSA certificate (port 0) and an ECDSA one
     (port 1), a control vhost that offers every protocol and suite (port 2,
     RSA), and the example with a CGI program run by httpd in place of the
     ProxyPass backend (port 3)."""
-    s = Site()
-    h = s.h = rvhttpd.Httpd("tls-policy", nports=4)
-    h.backend = backend
-    s.backend = backend
-    tls = h.root / "tls"
-    s.ca = rvexample.make_ca(tls)
+    s = rvexample.Site("tls-policy", 4, backend)
+    h, tls = s.h, s.tls
     rsa = rvexample.make_cert(tls, "rsa", s.ca, key_type="rsa")
     ec = rvexample.make_cert(tls, "ec", s.ca, key_type="ec")
     conf_rsa, s.tokens = rvexample.example_vhost(h, h.ports[0], backend, *rsa)
@@ -149,12 +141,7 @@ def request(site, method, path, headers=(), body=b"", content_length=None,
                                             else content_length)]
             head += ["%s: %s" % kv for kv in headers]
             t.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-            data = b""
-            while True:
-                chunk = t.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = rvhttpd.read_until_close(t)
             cipher = t.cipher()[0]
     status = int(data.split(b" ", 2)[1])
     return status, data.partition(b"\r\n\r\n")[2], cipher

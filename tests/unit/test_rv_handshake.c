@@ -1,5 +1,6 @@
 /* Unit tests of rv_handshake.c: the JSON body, the query string, the
- * challenge check and the redaction of tokens in URLs. */
+ * challenge check, the handshake's decision and the redaction of tokens
+ * in URLs. */
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,12 +172,77 @@ static void test_redact(void **state)
                         "verification-token=REDACTED");
 }
 
+/* The request line and the URI: only the query is masked, and nothing is
+ * copied when there is no token in it. */
+static void test_redact_in(void **state)
+{
+    char line[] = "GET /hook?challenge=c&verification-token=s3cret HTTP/1.1";
+    char plain[] = "GET /hook?challenge=c HTTP/1.1";
+    char path[] = "/verification-token/x?a=b";
+    char frag[] = "/h?verification-token=s#verification-token=f";
+    char uri[] = "/h?verification-token=s";
+
+    (void)state;
+    assert_null(rv_hs_redact_in(pool, NULL));
+    assert_ptr_equal(rv_hs_redact_in(pool, plain), plain);
+    assert_ptr_equal(rv_hs_redact_in(pool, path), path);
+    assert_string_equal(
+        rv_hs_redact_in(pool, line),
+        "GET /hook?challenge=c&verification-token=REDACTED HTTP/1.1");
+    assert_string_equal(rv_hs_redact_in(pool, frag),
+                        "/h?verification-token=REDACTED"
+                        "#verification-token=f");
+    assert_string_equal(rv_hs_redact_in(pool, uri),
+                        "/h?verification-token=REDACTED");
+    assert_string_equal(uri, "/h?verification-token=s");
+}
+
+/* The handshake's decision: the token first, then its expiry, then the
+ * challenge; the slot of a token found is kept for the refusal's line. */
+static void test_decide(void **state)
+{
+    rv_tokenset *set = rv_tokenset_make(pool), *none = rv_tokenset_make(pool);
+    unsigned char d[RV_DIGEST_LEN];
+    apr_time_t now = apr_time_from_sec(1800000000);
+    int slot = 7;
+
+    (void)state;
+    assert_true(rv_digest("live-token", 10, d));
+    assert_null(rv_tokenset_add_expiring(set, "live", d, RV_NEVER));
+    assert_true(rv_digest("old-token", 9, d));
+    assert_null(rv_tokenset_add_expiring(set, "old", d, now));
+
+    assert_int_equal(rv_hs_decide(set, "live-token", UUID, now, &slot), RV_OK);
+    assert_string_equal(rv_tokenset_name_at(set, slot), "live");
+    assert_int_equal(rv_hs_decide(set, NULL, UUID, now, &slot), RV_MISSING);
+    assert_int_equal(slot, -1);
+    assert_int_equal(rv_hs_decide(set, "", UUID, now, &slot), RV_MISSING);
+    assert_int_equal(rv_hs_decide(none, "live-token", UUID, now, &slot),
+                     RV_NO_TOKENS);
+    assert_int_equal(rv_hs_decide(NULL, NULL, UUID, now, &slot), RV_NO_TOKENS);
+    assert_int_equal(rv_hs_decide(set, "live-tokem", UUID, now, &slot),
+                     RV_WRONG_TOKEN);
+    assert_int_equal(slot, -1);
+    assert_int_equal(rv_hs_decide(set, "live-token", "a b", now, &slot),
+                     RV_BAD_CHALLENGE);
+    assert_string_equal(rv_tokenset_name_at(set, slot), "live");
+    /* expired at its instant, and before the challenge is looked at */
+    assert_int_equal(rv_hs_decide(set, "old-token", "a b", now, &slot),
+                     RV_EXPIRED);
+    assert_string_equal(rv_tokenset_name_at(set, slot), "old");
+    assert_int_equal(rv_hs_decide(set, "old-token", UUID, now - 1, &slot),
+                     RV_OK);
+    assert_int_equal(rv_hs_decide(set, "wrong", "a b", now, &slot),
+                     RV_WRONG_TOKEN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body_ok),    cmocka_unit_test(test_body_refused),
         cmocka_unit_test(test_json_types), cmocka_unit_test(test_query),
         cmocka_unit_test(test_challenge),  cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_redact_in),  cmocka_unit_test(test_decide),
     };
     int failed;
 

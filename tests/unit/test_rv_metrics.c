@@ -1,5 +1,6 @@
 /* Unit tests of rv_metrics.c: the shared-memory counter store (across
- * processes, across segments, reset) and the renderings. */
+ * processes, across segments, reset), the renderings and the plan (the
+ * series of a configuration and their layout in the store). */
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -526,6 +527,201 @@ static void test_render_status_html(void **state)
     assert_non_null(strstr(out, "a:1 missing: 9<br />"));
 }
 
+/* ------------------------------------------------------------------ */
+/* The plan                                                            */
+
+static rv_tokenset *set_of(const char *const *names, const apr_time_t *exp,
+                           int n)
+{
+    rv_tokenset *set = rv_tokenset_make(pool);
+    unsigned char d[RV_DIGEST_LEN];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        assert_true(rv_digest(names[i], strlen(names[i]), d));
+        assert_null(rv_tokenset_add_expiring(set, names[i], d, exp[i]));
+    }
+    return set;
+}
+
+static const rv_series *find_series(const rv_plan *plan, rv_metric m,
+                                    const char *vhost, const char *label)
+{
+    int i;
+
+    for (i = 0; i < plan->nseries; i++) {
+        const rv_series *x = &plan->series[i];
+
+        if (x->metric == m && !strcmp(x->vhost, vhost)
+            && !strcmp(x->label, label)) {
+            return x;
+        }
+    }
+    return NULL;
+}
+
+#define T2029 apr_time_from_sec(1874966400) /* 2029-06-01 */
+#define T2030 apr_time_from_sec(1893456000) /* 2030-01-01 */
+
+/* Four servers: the main one and two VirtualHosts counted, one not; a
+ * token set in the main server (every counted server counts its tokens)
+ * and one in a VirtualHost, sharing the NAME "old" with a sooner expiry. */
+static rv_plan *four_servers(rv_plan_tokens **main_set,
+                             rv_plan_tokens **vhost_set)
+{
+    static const char *const main_names[] = {"prod", "old"};
+    static const char *const vhost_names[] = {"old", "ci"};
+    const apr_time_t main_exp[] = {RV_NEVER, T2030};
+    const apr_time_t vhost_exp[] = {T2029, RV_NEVER};
+    rv_plan *plan = apr_pcalloc(pool, sizeof(*plan));
+    rv_plan_tokens **sets = apr_pcalloc(pool, 2 * sizeof(*sets));
+
+    plan->nvhosts = 4;
+    plan->vhosts = apr_pcalloc(pool, 4 * sizeof(*plan->vhosts));
+    plan->vhosts[0].label = "main:80";
+    plan->vhosts[1].label = "a.example:80";
+    plan->vhosts[2].label = "b.example:80";
+    plan->vhosts[3].label = "c.example:8443";
+    plan->vhosts[0].counted = plan->vhosts[1].counted = 1;
+    plan->vhosts[3].counted = 1;
+    sets[0] = *main_set = apr_pcalloc(pool, sizeof(**sets));
+    sets[0]->set = set_of(main_names, main_exp, 2);
+    sets[0]->vhost = 0;
+    sets[1] = *vhost_set = apr_pcalloc(pool, sizeof(**sets));
+    sets[1]->set = set_of(vhost_names, vhost_exp, 2);
+    sets[1]->vhost = 1;
+    plan->tokens = sets;
+    plan->ntokens = 2;
+    return plan;
+}
+
+static void test_plan_series(void **state)
+{
+    rv_plan_tokens *m, *v;
+    rv_plan *plan = four_servers(&m, &v);
+    const rv_series *x;
+    int i;
+
+    (void)state;
+    assert_int_equal(rv_plan_series(pool, plan), APR_SUCCESS);
+    /* 11 reasons in each of 3 counted servers; prod and old in each of
+     * them (3 and 4 series); ci in a.example only; a.example's old is
+     * the main server's, once. */
+    assert_int_equal(plan->nseries, 3 * 11 + 3 * 7 + 3);
+    for (i = 1; i < plan->nseries; i++) {
+        assert_true(rv_series_cmp(&plan->series[i - 1], &plan->series[i]) < 0);
+    }
+    assert_int_equal(plan->series[plan->nseries].metric, 0);
+    assert_null(plan->series[plan->nseries].vhost);
+    for (i = 0; i < plan->nseries; i++) {
+        assert_string_not_equal(plan->series[i].vhost, "b.example:80");
+    }
+    assert_non_null(
+        find_series(plan, RV_M_REQUESTS_DENIED, "c.example:8443", "mismatch"));
+    assert_null(find_series(plan, RV_M_HANDSHAKES_REFUSED, "c.example:8443",
+                            "mismatch"));
+    assert_non_null(
+        find_series(plan, RV_M_HANDSHAKES_ANSWERED, "c.example:8443", "prod"));
+    assert_non_null(
+        find_series(plan, RV_M_REQUESTS_ACCEPTED, "a.example:80", "ci"));
+    assert_null(find_series(plan, RV_M_REQUESTS_ACCEPTED, "main:80", "ci"));
+    assert_null(find_series(plan, RV_M_TOKEN_EXPIRY, "main:80", "prod"));
+    /* The expiry of one NAME in two scopes of a server: the earliest. */
+    x = find_series(plan, RV_M_TOKEN_EXPIRY, "a.example:80", "old");
+    assert_non_null(x);
+    assert_int_equal(plan->consts[x->index], apr_time_sec(T2029));
+    x = find_series(plan, RV_M_TOKEN_EXPIRY, "main:80", "old");
+    assert_non_null(x);
+    assert_int_equal(plan->consts[x->index], apr_time_sec(T2030));
+    /* The main server's set has a row per server; a VirtualHost's one. */
+    assert_int_equal(m->stride, 2);
+    assert_int_equal(v->stride, 0);
+}
+
+static void test_plan_lay_out(void **state)
+{
+    rv_plan_tokens *m, *v;
+    rv_plan *plan = four_servers(&m, &v);
+    rv_store *st = rv_store_make(pool);
+    apr_uint32_t prod_c, ci_a, block_c, block_main;
+    const rv_series *x;
+    int round, i;
+
+    (void)state;
+    assert_int_equal(rv_plan_series(pool, plan), APR_SUCCESS);
+    /* Laid out, and again after a reset (a hard restart): the same. */
+    for (round = 0; round < 2; round++) {
+        assert_int_equal(rv_plan_lay_out(plan, st), APR_SUCCESS);
+        assert_non_null(rv_store_counters(st));
+        block_main = rv_store_reserve(st, "main:80", RV_M_VHOST_SPAN);
+        block_c = rv_store_reserve(st, "c.example:8443", RV_M_VHOST_SPAN);
+        assert_int_equal(plan->vhosts[0].block, block_main);
+        assert_int_equal(plan->vhosts[3].block, block_c);
+        assert_int_equal(plan->vhosts[2].block, 0);
+        prod_c =
+            rv_store_reserve_in(st, "c.example:8443", "prod", RV_M_NAME_SPAN);
+        ci_a = rv_store_reserve_in(st, "a.example:80", "ci", RV_M_NAME_SPAN);
+        assert_int_equal(rv_plan_token_counter(m, 3, 0), prod_c);
+        assert_int_equal(rv_plan_token_counter(v, 1, 1), ci_a);
+        assert_int_equal(
+            rv_plan_token_counter(m, 1, 1),
+            rv_store_reserve_in(st, "a.example:80", "old", RV_M_NAME_SPAN));
+        assert_int_equal(rv_plan_token_counter(v, 1, 0),
+                         rv_plan_token_counter(m, 1, 1));
+        assert_int_not_equal(rv_plan_token_counter(m, 0, 0), prod_c);
+
+        x = find_series(plan, RV_M_REQUESTS_ACCEPTED, "c.example:8443",
+                        "prod");
+        assert_int_equal(x->index, prod_c + RV_M_ACCEPTED);
+        x = find_series(plan, RV_M_TOKEN_LAST_ACCEPTED, "a.example:80", "ci");
+        assert_int_equal(x->index, ci_a + RV_M_LAST_ACCEPTED);
+        x = find_series(plan, RV_M_REQUESTS_DENIED, "c.example:8443",
+                        "wrong-token");
+        assert_int_equal(x->index, block_c + RV_M_DENIED(RV_WRONG_TOKEN));
+        x = find_series(plan, RV_M_HANDSHAKES_REFUSED, "main:80",
+                        "bad-challenge");
+        assert_int_equal(x->index,
+                         block_main + RV_M_REFUSED(RV_BAD_CHALLENGE));
+
+        /* What a request counts is what the series shows. */
+        for (i = 0; i < 2; i++) {
+            rv_count(rv_store_counters(st),
+                     rv_plan_token_counter(m, 3, 0) + RV_M_ACCEPTED);
+        }
+        rv_count(rv_store_counters(st),
+                 plan->vhosts[3].block + RV_M_DENIED(RV_WRONG_TOKEN));
+        x = find_series(plan, RV_M_REQUESTS_ACCEPTED, "c.example:8443",
+                        "prod");
+        assert_int_equal(rv_series_value(st, x, plan->consts), 2);
+        x = find_series(plan, RV_M_REQUESTS_ACCEPTED, "main:80", "prod");
+        assert_int_equal(rv_series_value(st, x, plan->consts), 0);
+        x = find_series(plan, RV_M_REQUESTS_DENIED, "c.example:8443",
+                        "wrong-token");
+        assert_int_equal(rv_series_value(st, x, plan->consts), 1);
+        x = find_series(plan, RV_M_TOKEN_EXPIRY, "a.example:80", "old");
+        assert_int_equal(rv_series_value(st, x, plan->consts),
+                         apr_time_sec(T2029));
+        rv_store_reset(st);
+    }
+}
+
+/* Nothing counted anywhere: no series, and an empty layout commits. */
+static void test_plan_empty(void **state)
+{
+    rv_plan_vhost vhosts[2] = {{"main:80", 0, 0}, {"a:80", 0, 0}};
+    rv_plan plan = {vhosts, 2, NULL, 0, NULL, 0, NULL};
+    rv_store *st = rv_store_make(pool);
+
+    (void)state;
+    assert_int_equal(rv_plan_series(pool, &plan), APR_SUCCESS);
+    assert_int_equal(plan.nseries, 0);
+    assert_non_null(plan.series);
+    assert_null(plan.series[0].vhost);
+    assert_int_equal(rv_plan_lay_out(&plan, st), APR_SUCCESS);
+    assert_int_equal(rv_store_used(st), 0);
+    assert_int_equal(rv_store_segments(st), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +741,9 @@ int main(void)
         cmocka_unit_test(test_render_status_auto),
         cmocka_unit_test(test_render_gauges),
         cmocka_unit_test(test_render_status_html),
+        cmocka_unit_test(test_plan_series),
+        cmocka_unit_test(test_plan_lay_out),
+        cmocka_unit_test(test_plan_empty),
     };
     int failed;
 
