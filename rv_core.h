@@ -64,8 +64,8 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
 /* SHA-256 through OpenSSL.  rv_digest_init() fetches the algorithm once
  * (call it at startup, and rv_digest_term() when unloading); a process that
  * keeps its threads (an httpd child) calls rv_digest_cache_per_thread() once
- * so that rv_digest() keeps one context per thread instead of allocating
- * one per call.  Each returns 1 on success, 0 on failure. */
+ * so that rv_digest() keeps its contexts per thread (one initialised for
+ * SHA-256, copied for each digest) instead of allocating one per call.  Each returns 1 on success, 0 on failure. */
 int rv_digest_init(void);
 void rv_digest_term(void);
 int rv_digest_cache_per_thread(void);
@@ -74,7 +74,8 @@ int rv_digest(const void *data, apr_size_t len,
 
 /* A set of accepted tokens, kept only as digests and indexed by digest in
  * an open-addressing table, so a lookup costs the same for 1 or 10,000
- * tokens and every candidate is compared with CRYPTO_memcmp. */
+ * tokens: a candidate whose 32-bit tag (4 other bytes of its digest)
+ * agrees is compared with CRYPTO_memcmp, the others not at all. */
 typedef struct rv_tokenset rv_tokenset;
 
 rv_tokenset *rv_tokenset_make(apr_pool_t *p);
@@ -131,8 +132,8 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
  * header that carries one of the set's tokens, a secret of ours to strip
  * from a verified request?  checked: the request was just accepted by a
  * check that read this header (RedoxTokenHeaders both, bearer or any), so
- * a well-formed Bearer there is the accepted token and is not digested
- * again.  Otherwise a well-formed Bearer's token is digested, once, and
+ * a Bearer there is the accepted token: its scheme decides, its token is
+ * neither read nor digested again.  Otherwise a well-formed Bearer's token is digested, once, and
  * looked up in constant time.  Anything else (no header, another scheme,
  * a malformed Bearer, a token not in the set such as an OAuth 2.0 access
  * token) is not ours: 0. */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,70 @@ static void test_vtoken_parsing(void **state)
     assert_int_equal(rv_parse_vtoken("Bearer abc", &tok, &len), RV_BAD);
 }
 
+/* The value parser reads eight bytes at a time: every byte value in every
+ * position of values of 1 to 40 bytes (around each word boundary) gives
+ * what a reading byte by byte gives. */
+static void test_token_bytes(void **state)
+{
+    char value[41];
+    int n, pos, c;
+
+    (void)state;
+    for (n = 1; n <= 40; n++) {
+        for (pos = 0; pos < n; pos++) {
+            for (c = 1; c < 256; c++) {
+                int visible = c > 0x20 && c < 0x7f;
+                int ows = c == ' ' || c == '\t';
+                const char *tok = NULL;
+                apr_size_t len = 0;
+                rv_presence got;
+
+                memset(value, 'x', (size_t)n);
+                value[pos] = (char)c;
+                value[n] = '\0';
+                got = rv_parse_vtoken(value, &tok, &len);
+                if (visible) {
+                    assert_int_equal(got, RV_PRESENT);
+                    assert_ptr_equal(tok, value);
+                    assert_int_equal(len, n);
+                }
+                else if (ows && n > 1 && (pos == 0 || pos == n - 1)) {
+                    /* leading or trailing whitespace goes */
+                    assert_int_equal(got, RV_PRESENT);
+                    assert_ptr_equal(tok, value + (pos == 0));
+                    assert_int_equal(len, n - 1);
+                }
+                else {
+                    assert_int_equal(got, RV_BAD);
+                }
+            }
+        }
+    }
+}
+
+/* "Bearer" in any case, and no byte that only looks like a letter once
+ * its case bit is set. */
+static void test_bearer_word(void **state)
+{
+    static const char word[] = "bearer";
+    char value[32];
+    int i, c;
+
+    (void)state;
+    expect_bearer("bEaReR abc", RV_PRESENT, "abc");
+    expect_bearer("Beare", RV_ABSENT, NULL);
+    expect_bearer("B", RV_ABSENT, NULL);
+    for (i = 0; i < 6; i++) {
+        for (c = 1; c < 256; c++) {
+            int same = c == word[i] || c == word[i] - 0x20;
+
+            memcpy(value, "bearer abc", sizeof("bearer abc"));
+            value[i] = (char)c;
+            expect_bearer(value, same ? RV_PRESENT : RV_ABSENT, "abc");
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ */
 
 static void digest_of(const char *tok, unsigned char d[RV_DIGEST_LEN])
@@ -98,6 +163,30 @@ static void test_digest_known_answer(void **state)
                               "b00361a396177a9cb410ff61f20015ad",
                               want));
     assert_memory_equal(d, want, RV_DIGEST_LEN);
+}
+
+/* With the per-thread contexts, each digest starts from a fresh state:
+ * known answers for values of other lengths in turn.  Returns NULL, or
+ * the value whose digest was wrong. */
+static void *digests_in_order(void *arg)
+{
+    static const char *const values[] = {"abc", "", "abc", NULL};
+    static const char *const hex[] = {
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"};
+    unsigned char d[RV_DIGEST_LEN], want[RV_DIGEST_LEN];
+    int i;
+
+    (void)arg;
+    for (i = 0; values[i] != NULL; i++) {
+        if (!rv_hex_digest(hex[i], want)
+            || !rv_digest(values[i], strlen(values[i]), d)
+            || memcmp(d, want, RV_DIGEST_LEN) != 0) {
+            return (void *)values[i];
+        }
+    }
+    return NULL;
 }
 
 /* httpd reloads the module with every configuration: the fetched digest is
@@ -123,6 +212,16 @@ static void test_digest_cleanup(void **state)
     digest_of("abc", d);
     digest_of("abc", d);
     assert_memory_equal(d, want, RV_DIGEST_LEN);
+    assert_null(digests_in_order(NULL));
+    /* a thread of its own gets contexts of its own, freed when it ends */
+    {
+        pthread_t t;
+        void *res = (void *)"not run";
+
+        assert_int_equal(pthread_create(&t, NULL, digests_in_order, NULL), 0);
+        assert_int_equal(pthread_join(t, &res), 0);
+        assert_null(res);
+    }
 }
 
 static void test_tokenset(void **state)
@@ -170,6 +269,58 @@ static void test_tokenset_many(void **state)
     }
     digest_of("token-00010000-abcdefghijklmnopqrstuvwxyz", d);
     assert_null(rv_tokenset_lookup(s, d));
+}
+
+/* Tokens whose digests share the table position and the 32-bit tag
+ * (bytes 0-7) are told apart by the whole digest, whichever was added
+ * first; a digest that shares them with a configured one but differs
+ * further on, even in the last byte only, is not accepted. */
+static void test_tokenset_tag_collisions(void **state)
+{
+    rv_tokenset *s = rv_tokenset_make(pool);
+    unsigned char d[4][RV_DIGEST_LEN], probe[RV_DIGEST_LEN];
+    int i;
+
+    (void)state;
+    for (i = 0; i < 4; i++) {
+        memset(d[i], 0xa5, RV_DIGEST_LEN);
+    }
+    d[1][31] = 0x01; /* same first 8 bytes as d[0]: position and tag */
+    d[2][8] = 0x02;
+    d[3][4] = 0x03; /* same position, another tag */
+    assert_null(rv_tokenset_add(s, "zero", d[0]));
+    assert_null(rv_tokenset_add(s, "one", d[1]));
+    assert_null(rv_tokenset_add(s, "two", d[2]));
+    assert_null(rv_tokenset_add(s, "three", d[3]));
+    assert_string_equal(rv_tokenset_lookup(s, d[0]), "zero");
+    assert_string_equal(rv_tokenset_lookup(s, d[1]), "one");
+    assert_string_equal(rv_tokenset_lookup(s, d[2]), "two");
+    assert_string_equal(rv_tokenset_lookup(s, d[3]), "three");
+    assert_int_equal(rv_tokenset_find(s, d[2]), 2);
+    memcpy(probe, d[0], RV_DIGEST_LEN);
+    probe[31] = 0x7f;
+    assert_null(rv_tokenset_lookup(s, probe));
+    assert_int_equal(rv_tokenset_find(s, probe), -1);
+    probe[31] = d[0][31];
+    probe[5] = 0x00; /* same position, a tag no entry has */
+    assert_null(rv_tokenset_lookup(s, probe));
+    /* the same digest again is still found as a duplicate */
+    assert_non_null(strstr(rv_tokenset_add(s, "four", d[1]), "same as"));
+    /* and after growing (the tables are rebuilt, tags included) */
+    for (i = 0; i < 40; i++) {
+        unsigned char e[RV_DIGEST_LEN];
+        char name[16];
+
+        memcpy(e, d[0], RV_DIGEST_LEN);
+        e[20] = (unsigned char)i;
+        e[21] = 0xee;
+        snprintf(name, sizeof(name), "g%d", i);
+        assert_null(rv_tokenset_add(s, name, e));
+    }
+    assert_string_equal(rv_tokenset_lookup(s, d[0]), "zero");
+    assert_string_equal(rv_tokenset_lookup(s, d[1]), "one");
+    assert_string_equal(rv_tokenset_lookup(s, d[3]), "three");
+    assert_int_equal(rv_tokenset_count(s), 44);
 }
 
 /* ------------------------------------------------------------------ */
@@ -220,6 +371,32 @@ static void test_verify_both(void **state)
     assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK, "", &name),
                      RV_MALFORMED);
     assert_int_equal(verify(s, RV_HDR_BOTH, NULL, NULL, &name), RV_MISSING);
+    /* The two values the same string after the scheme and the leading
+     * whitespace (read once): the answer of reading both. */
+    assert_int_equal(
+        verify(s, RV_HDR_BOTH, "Bearer  " TOK " \t", "\t " TOK " \t", &name),
+        RV_OK);
+    assert_string_equal(name, "one");
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer a b", "a b", &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_ANY, "Bearer a b", "a b", &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer \t", "\t", &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer x" TOK, "x" TOK, &name),
+                     RV_WRONG_TOKEN);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK " ", TOK, &name),
+                     RV_OK);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK, TOK "x", &name),
+                     RV_MISMATCH);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK "x", TOK, &name),
+                     RV_MISMATCH);
+    assert_int_equal(verify(s, RV_HDR_BOTH, "Bearer " TOK " x", TOK, &name),
+                     RV_MALFORMED);
+    assert_int_equal(verify(s, RV_HDR_BEARER, "Bearer " TOK, "a b", &name),
+                     RV_OK);
+    assert_int_equal(verify(s, RV_HDR_VTOKEN, "Bearer a b", TOK, &name),
+                     RV_OK);
 }
 
 static void test_verify_any(void **state)
@@ -349,7 +526,10 @@ static void test_bearer_is_ours(void **state)
     assert_false(rv_bearer_is_ours(rv_tokenset_make(pool), "Bearer " TOK, 0));
     /* Checked: a well-formed Bearer is the token just accepted. */
     assert_true(rv_bearer_is_ours(s, "Bearer " TOK, 1));
+    assert_true(rv_bearer_is_ours(s, "  bearer   " TOK " ", 1));
     assert_false(rv_bearer_is_ours(s, "Basic " TOK, 1));
+    assert_false(rv_bearer_is_ours(s, "Bearerish " TOK, 1));
+    assert_false(rv_bearer_is_ours(s, "", 1));
     assert_false(rv_bearer_is_ours(s, NULL, 1));
 }
 
@@ -978,10 +1158,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bearer_parsing),
         cmocka_unit_test(test_vtoken_parsing),
+        cmocka_unit_test(test_token_bytes),
+        cmocka_unit_test(test_bearer_word),
         cmocka_unit_test(test_digest_known_answer),
         cmocka_unit_test(test_digest_cleanup),
         cmocka_unit_test(test_tokenset),
         cmocka_unit_test(test_tokenset_many),
+        cmocka_unit_test(test_tokenset_tag_collisions),
         cmocka_unit_test(test_verify_both),
         cmocka_unit_test(test_verify_any),
         cmocka_unit_test(test_verify_single_header),
