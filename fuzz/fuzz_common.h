@@ -28,6 +28,9 @@
 
 static apr_pool_t *fz_root;
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 static inline void fz_init(void)
 {
     if (apr_initialize() != APR_SUCCESS
@@ -35,6 +38,16 @@ static inline void fz_init(void)
         abort();
     }
 }
+
+/* The set-up of a harness that needs nothing but APR and fz_root. */
+#define FZ_INITIALIZE_APR_ONLY                                                \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                         \
+    {                                                                         \
+        (void)argc;                                                           \
+        (void)argv;                                                           \
+        fz_init();                                                            \
+        return 0;                                                             \
+    }
 
 /* The input as a C string in a malloc block of exactly its size, so that
  * ASan sees a read past its end (pool memory is not checked per

@@ -19,9 +19,6 @@
 #include "fuzz_common.h"
 #include "rv_handshake.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static const char *const REASONS[] = {
     "body larger than 4 KiB",
     "body is not well-formed JSON",
@@ -30,13 +27,7 @@ static const char *const REASONS[] = {
     "JSON body has no challenge string",
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_init();
-    return 0;
-}
+FZ_INITIALIZE_APR_ONLY
 
 /* Equal to a jansson string member, whole (no NUL inside: jansson refuses
  * \u0000 without JSON_ALLOW_NUL). */

@@ -20,9 +20,6 @@
 #include "fuzz_common.h"
 #include "rv_handshake.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define TOKEN_KEY "verification-token"
 #define MASKED    TOKEN_KEY "=REDACTED"
 #define PLANTED   "Pl4nted-Secret-9c1e0b7f3a5d" /* not in a dictionary */
@@ -34,13 +31,7 @@ static const char *const REASONS[] = {
     "no challenge parameter",
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_init();
-    return 0;
-}
+FZ_INITIALIZE_APR_ONLY
 
 static int hex(char c)
 {

@@ -17,16 +17,7 @@
 #include "fuzz_common.h"
 #include "rv_core.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_init();
-    return 0;
-}
+FZ_INITIALIZE_APR_ONLY
 
 static int ambiguous_model(const char *t)
 {

@@ -21,9 +21,6 @@
 #include "fuzz_common.h"
 #include "rv_core.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static const struct {
     const char *name;
     const char *token;
