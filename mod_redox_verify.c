@@ -567,6 +567,10 @@ typedef struct {
     /* This request was looked at as a handshake in this scope: its body,
      * if any, is read. */
     const rv_dir_conf *handshake_tried;
+    /* The token headers as the header parser found them in this scope,
+     * for the access checker that follows (headers_of: the scope). */
+    const rv_dir_conf *headers_of;
+    const char *auth, *vtoken;
 } rv_req_state;
 
 /* Set, with no allocation, on a request of a server where no verified
@@ -806,15 +810,9 @@ static void drop_presented(request_rec *r, const rv_dir_conf *conf)
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
     apr_table_unset(r->headers_in, RV_VTOKEN);
-    if (conf->mode != RV_HDR_VTOKEN) {
-        const char *tok;
-        apr_size_t len;
-
-        if (rv_parse_bearer(apr_table_get(r->headers_in, "Authorization"),
-                            &tok, &len)
-            != RV_ABSENT) {
-            apr_table_unset(r->headers_in, "Authorization");
-        }
+    if (conf->mode != RV_HDR_VTOKEN
+        && rv_is_bearer(apr_table_get(r->headers_in, "Authorization"))) {
+        apr_table_unset(r->headers_in, "Authorization");
     }
     if (conf->source_header) {
         unset_source_header(r, conf);
@@ -935,12 +933,13 @@ static void strip_inherited_env(request_rec *r, const rv_dir_conf *conf)
     }
 }
 
-/* bearer_checked: the check has just accepted this request from its own
+/* auth: the request's Authorization, as the check read it.
+ * bearer_checked: the check has just accepted this request from its own
  * headers in a mode that reads Authorization, so a Bearer there is the
  * accepted token (see rv_bearer_is_ours). */
 static void accept_request(request_rec *r, const rv_dir_conf *conf,
                            const unsigned char *digest, const char *name,
-                           int bearer_checked)
+                           const char *auth, int bearer_checked)
 {
     rv_req_state *st = record_verdict(r, conf, RV_V_ACCEPTED, OK, RV_OK, name);
 
@@ -950,9 +949,7 @@ static void accept_request(request_rec *r, const rv_dir_conf *conf,
         /* Only our own secret goes: any other Authorization (an OAuth 2.0
          * access token that mod_oauth2 or mod_auth_openidc checks next,
          * Basic credentials) stays as it came. */
-        if (rv_bearer_is_ours(conf->tokens,
-                              apr_table_get(r->headers_in, "Authorization"),
-                              bearer_checked)) {
+        if (rv_bearer_is_ours(conf->tokens, auth, bearer_checked)) {
             apr_table_unset(r->headers_in, "Authorization");
         }
         /* An h2c upgrade would run this request again, as stream 1 of the
@@ -1125,12 +1122,9 @@ static int handshake_if_one(request_rec *r, const rv_dir_conf *conf,
                             const char *auth)
 {
     rv_req_state *st;
-    const char *tok;
-    apr_size_t len;
 
     if (conf->challenge == 0 || vtoken != NULL || r->main != NULL
-        || (conf->mode != RV_HDR_VTOKEN
-            && rv_parse_bearer(auth, &tok, &len) != RV_ABSENT)) {
+        || (conf->mode != RV_HDR_VTOKEN && rv_is_bearer(auth))) {
         return DECLINED;
     }
     st = make_state(r);
@@ -1168,12 +1162,16 @@ static const char *mask_args(request_rec *r)
 static RV_NOINLINE int header_parser_in_scope(request_rec *r,
                                               const rv_dir_conf *conf)
 {
+    rv_req_state *st;
+
     if (verdict_before(r) != NULL) {
         return DECLINED;
     }
-    return handshake_if_one(r, conf, mask_args(r),
-                            apr_table_get(r->headers_in, RV_VTOKEN),
-                            apr_table_get(r->headers_in, "Authorization"));
+    st = make_state(r);
+    st->headers_of = conf;
+    st->auth = apr_table_get(r->headers_in, "Authorization");
+    st->vtoken = apr_table_get(r->headers_in, RV_VTOKEN);
+    return handshake_if_one(r, conf, mask_args(r), st->vtoken, st->auth);
 }
 
 static int rv_header_parser(request_rec *r)
@@ -1200,13 +1198,23 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
                           rv_phase phase)
 {
     const rv_req_state *prior = verdict_before(r);
-    const char *auth = apr_table_get(r->headers_in, "Authorization");
-    const char *vtoken = apr_table_get(r->headers_in, RV_VTOKEN);
+    const rv_req_state *own = own_state(r);
+    const char *auth, *vtoken;
     const char *args = mask_args(r);
     unsigned char digest[RV_DIGEST_LEN];
     rv_outcome outcome;
     int slot = -1;
 
+    /* Read by the header parser in this scope, and nothing decided since:
+     * the same headers. */
+    if (own != NULL && own->headers_of == conf && own->verdict == RV_V_NONE) {
+        auth = own->auth;
+        vtoken = own->vtoken;
+    }
+    else {
+        auth = apr_table_get(r->headers_in, "Authorization");
+        vtoken = apr_table_get(r->headers_in, RV_VTOKEN);
+    }
     if (prior == NULL) {
         int status = handshake_if_one(r, conf, args, vtoken, auth);
 
@@ -1261,6 +1269,7 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
         count_token(r, conf, slot, RV_M_ACCEPTED);
     }
     accept_request(r, conf, digest, rv_tokenset_name_at(conf->tokens, slot),
+                   auth,
                    (prior == NULL || prior->verdict != RV_V_ACCEPTED)
                        && conf->mode != RV_HDR_VTOKEN);
     return OK;

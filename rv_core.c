@@ -153,6 +153,13 @@ rv_presence rv_parse_bearer(const char *value, const char **tok,
     return pa == RV_PRESENT ? token_at(rest, tok, len) : pa;
 }
 
+int rv_is_bearer(const char *value)
+{
+    const char *rest;
+
+    return bearer_scheme(value, &rest) != RV_ABSENT;
+}
+
 static const char *skip_ows(const char *p)
 {
     while (IS_OWS(*p)) {

@@ -57,6 +57,9 @@ typedef enum {
 /* Authorization: "Bearer" (any case), one or more spaces, a token. */
 rv_presence rv_parse_bearer(const char *value, const char **tok,
                             apr_size_t *len);
+/* Is an Authorization value of the Bearer scheme, its token well-formed
+ * or not (rv_parse_bearer would not say RV_ABSENT)?  The scheme only. */
+int rv_is_bearer(const char *value);
 /* verification-token: the whole value is the token. */
 rv_presence rv_parse_vtoken(const char *value, const char **tok,
                             apr_size_t *len);

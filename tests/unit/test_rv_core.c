@@ -1153,10 +1153,38 @@ static void test_env_names_header(void **state)
     assert_false(rv_env_names_header("", "X-Redox-Source"));
 }
 
+static void test_is_bearer(void **state)
+{
+    static const struct {
+        const char *value;
+        int bearer;
+    } cases[] = {
+        {"Bearer abc", 1},     {"bearer abc", 1},  {"  BEARER   abc", 1},
+        {"Bearer", 1},         {"Bearer ", 1},     {"Bearer a b", 1},
+        {"Basic dXNlcg==", 0}, {"Bearerish x", 0}, {"", 0},
+        {"Digest x", 0},
+    };
+    size_t i;
+
+    (void)state;
+    assert_false(rv_is_bearer(NULL));
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *tok;
+        apr_size_t len;
+
+        assert_int_equal(rv_is_bearer(cases[i].value), cases[i].bearer);
+        /* the scheme alone: what rv_parse_bearer says, absent or not */
+        assert_int_equal(rv_parse_bearer(cases[i].value, &tok, &len)
+                             != RV_ABSENT,
+                         cases[i].bearer);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bearer_parsing),
+        cmocka_unit_test(test_is_bearer),
         cmocka_unit_test(test_vtoken_parsing),
         cmocka_unit_test(test_token_bytes),
         cmocka_unit_test(test_bearer_word),
