@@ -592,18 +592,24 @@ static rv_req_state *own_state(const request_rec *r)
     return st == &rv_unverified_server || st == &rv_no_query ? NULL : st;
 }
 
-static rv_req_state *make_state(request_rec *r)
+static RV_NOINLINE rv_req_state *new_state(request_rec *r, const void *was)
+{
+    rv_req_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+    st->masked = was == &rv_no_query;
+    ap_set_module_config(r->request_config, &redox_verify_module, st);
+    return st;
+}
+
+/* r's state, made on first use (in place of a sentinel). */
+static APR_INLINE rv_req_state *make_state(request_rec *r)
 {
     void *was = ap_get_module_config(r->request_config, &redox_verify_module);
-    rv_req_state *st;
 
     if (was != NULL && was != &rv_unverified_server && was != &rv_no_query) {
         return was;
     }
-    st = apr_pcalloc(r->pool, sizeof(*st));
-    st->masked = was == &rv_no_query;
-    ap_set_module_config(r->request_config, &redox_verify_module, st);
-    return st;
+    return new_state(r, was);
 }
 
 /* The request the client sent, that r is a sub-request or an internal
@@ -1164,7 +1170,7 @@ static RV_NOINLINE int header_parser_in_scope(request_rec *r,
 {
     rv_req_state *st;
 
-    if (verdict_before(r) != NULL) {
+    if (!in_verified_scope(r, conf) || verdict_before(r) != NULL) {
         return DECLINED;
     }
     st = make_state(r);
@@ -1178,7 +1184,7 @@ static int rv_header_parser(request_rec *r)
 {
     const rv_dir_conf *conf = dir_conf(r);
 
-    if (conf->challenge == 0 || !in_verified_scope(r, conf)) {
+    if (conf->verify == RV_UNSET || conf->challenge == 0) {
         return DECLINED;
     }
     return header_parser_in_scope(r, conf);
@@ -1277,10 +1283,9 @@ static int verify_request(request_rec *r, const rv_dir_conf *conf,
 
 /* The access checker, first: every request in a verified scope is checked
  * before authentication, before any handler or backend sees it. */
-static int rv_access_checker(request_rec *r)
+static RV_NOINLINE int access_checker_for(request_rec *r,
+                                          const rv_dir_conf *conf)
 {
-    const rv_dir_conf *conf = dir_conf(r);
-
     if (in_verified_scope(r, conf)) {
         return verify_request(r, conf, RV_AT_ACCESS);
     }
@@ -1288,6 +1293,16 @@ static int rv_access_checker(request_rec *r)
         unset_source_header(r, conf);
     }
     return DECLINED;
+}
+
+static int rv_access_checker(request_rec *r)
+{
+    const rv_dir_conf *conf = dir_conf(r);
+
+    if (conf->verify == RV_UNSET && conf->source_header == NULL) {
+        return DECLINED;
+    }
+    return access_checker_for(r, conf);
 }
 
 /* The ErrorDocument of a refused request, when a CGI or a proxied
@@ -1335,9 +1350,16 @@ static RV_NOINLINE void carry_verdict(request_rec *r)
  * request.  Fail closed. */
 static RV_NOINLINE int fixups_in_scope(request_rec *r, const rv_dir_conf *conf)
 {
-    const rv_req_state *st = own_state(r);
+    const rv_req_state *st;
     int status;
 
+    if (r->prev != NULL) {
+        carry_verdict(r);
+    }
+    if (!in_verified_scope(r, conf)) {
+        return DECLINED;
+    }
+    st = own_state(r);
     if (st != NULL && st->scope == conf && st->verdict != RV_V_NONE) {
         if (st->verdict == RV_V_ACCEPTED || st->verdict == RV_V_DEFERRED) {
             return DECLINED;
@@ -1359,13 +1381,9 @@ static RV_NOINLINE int fixups_in_scope(request_rec *r, const rv_dir_conf *conf)
 
 static int rv_fixups(request_rec *r)
 {
-    const rv_dir_conf *conf;
+    const rv_dir_conf *conf = dir_conf(r);
 
-    if (r->prev != NULL) {
-        carry_verdict(r);
-    }
-    conf = dir_conf(r);
-    if (!in_verified_scope(r, conf)) {
+    if (r->prev == NULL && conf->verify == RV_UNSET) {
         return DECLINED;
     }
     return fixups_in_scope(r, conf);
@@ -1375,39 +1393,53 @@ static int rv_fixups(request_rec *r)
  * landed when its scope changed after the fixups (mod_dir's fast internal
  * redirect to its DirectoryIndex file), and a sub-request that was left
  * to it (a handshake's lookup) is decided now. */
+static RV_NOINLINE int metrics_if_named(request_rec *r)
+{
+    if (strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
+        return DECLINED;
+    }
+    return rv_serve_metrics(r);
+}
+
+/* The metrics handler, after the check: the handler name's first
+ * character turns nearly every request away without a strcmp call. */
+static APR_INLINE int metrics_handler(request_rec *r)
+{
+    if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]) {
+        return DECLINED;
+    }
+    return metrics_if_named(r);
+}
+
 static RV_NOINLINE int handler_in_scope(request_rec *r,
                                         const rv_dir_conf *conf)
 {
-    const rv_req_state *st = own_state(r);
+    const rv_req_state *st;
     int status;
 
-    if (st != NULL && st->scope == conf && st->verdict != RV_V_NONE
-        && st->verdict != RV_V_DEFERRED) {
-        return DECLINED;
+    if (!in_verified_scope(r, conf)) {
+        return metrics_handler(r);
     }
-    status = verify_request(r, conf, RV_AT_HANDLER);
-    return status == OK ? DECLINED : status;
+    st = own_state(r);
+    if (st == NULL || st->scope != conf || st->verdict == RV_V_NONE
+        || st->verdict == RV_V_DEFERRED) {
+        status = verify_request(r, conf, RV_AT_HANDLER);
+        if (status != OK) {
+            return status;
+        }
+    }
+    return metrics_handler(r);
 }
 
-/* The module's one handler hook: the check, then the metrics handler.
- * Runs for every request: the handler name's first character turns
- * nearly all of them away without a strcmp call. */
+/* The module's one handler hook: the check, then the metrics handler. */
 static int rv_handler(request_rec *r)
 {
     const rv_dir_conf *conf = dir_conf(r);
 
-    if (in_verified_scope(r, conf)) {
-        int status = handler_in_scope(r, conf);
-
-        if (status != DECLINED) {
-            return status;
-        }
+    if (conf->verify != RV_UNSET) {
+        return handler_in_scope(r, conf);
     }
-    if (r->handler == NULL || r->handler[0] != RV_METRICS_HANDLER[0]
-        || strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
-        return DECLINED;
-    }
-    return rv_serve_metrics(r);
+    return metrics_handler(r);
 }
 
 static void register_hooks(apr_pool_t *p)
