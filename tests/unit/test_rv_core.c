@@ -641,7 +641,7 @@ static void test_expiry_calendar(void **state)
             int n = mdays[m - 1] + (m == 2 && leap);
 
             for (d = 1; d <= 31; d++) {
-                char when[16], back[RV_TIME_TEXT], end[48];
+                char when[40], back[RV_TIME_TEXT], end[64];
                 apr_time_t at;
 
                 snprintf(when, sizeof(when), "%04d-%02d-%02d", y, m, d);
