@@ -585,11 +585,16 @@ static APR_INLINE const rv_dir_conf *dir_conf(const request_rec *r)
     return ap_get_module_config(r->per_dir_config, &redox_verify_module);
 }
 
+static APR_INLINE int is_sentinel(const void *st)
+{
+    return st == &rv_unverified_server || st == &rv_no_query;
+}
+
 static rv_req_state *own_state(const request_rec *r)
 {
     void *st = ap_get_module_config(r->request_config, &redox_verify_module);
 
-    return st == &rv_unverified_server || st == &rv_no_query ? NULL : st;
+    return is_sentinel(st) ? NULL : st;
 }
 
 static RV_NOINLINE rv_req_state *new_state(request_rec *r, const void *was)
@@ -606,7 +611,7 @@ static APR_INLINE rv_req_state *make_state(request_rec *r)
 {
     void *was = ap_get_module_config(r->request_config, &redox_verify_module);
 
-    if (was != NULL && was != &rv_unverified_server && was != &rv_no_query) {
+    if (was != NULL && !is_sentinel(was)) {
         return was;
     }
     return new_state(r, was);
@@ -775,8 +780,7 @@ static int rv_log_transaction(request_rec *r)
     const rv_req_state *st =
         ap_get_module_config(r->request_config, &redox_verify_module);
 
-    if (st == (const void *)&rv_no_query
-        || st == (const void *)&rv_unverified_server || !any_verified) {
+    if (is_sentinel(st) || !any_verified) {
         return DECLINED;
     }
     if (st == NULL || !st->masked) {
@@ -1141,8 +1145,8 @@ static int handshake_if_one(request_rec *r, const rv_dir_conf *conf,
     return answer_handshake(r, conf, args);
 }
 
-/* The query as the client sent it, kept by rv_post_read_request before it masked
- * it; every copy of the query on r is masked on the way.  (Where
+/* The query as the client sent it, kept by rv_post_read_request before
+ * it masked it; every copy of the query on r is masked on the way.  (Where
  * post_read_request did not run for the request, it is masked here.) */
 static const char *mask_args(request_rec *r)
 {
@@ -1389,10 +1393,6 @@ static int rv_fixups(request_rec *r)
     return fixups_in_scope(r, conf);
 }
 
-/* The handler phase, first: the request that runs is checked where it
- * landed when its scope changed after the fixups (mod_dir's fast internal
- * redirect to its DirectoryIndex file), and a sub-request that was left
- * to it (a handshake's lookup) is decided now. */
 static RV_NOINLINE int metrics_if_named(request_rec *r)
 {
     if (strcmp(r->handler, RV_METRICS_HANDLER) != 0) {
@@ -1411,6 +1411,10 @@ static APR_INLINE int metrics_handler(request_rec *r)
     return metrics_if_named(r);
 }
 
+/* The handler phase, first: the request that runs is checked where it
+ * landed when its scope changed after the fixups (mod_dir's fast internal
+ * redirect to its DirectoryIndex file), and a sub-request that was left
+ * to it (a handshake's lookup) is decided now. */
 static RV_NOINLINE int handler_in_scope(request_rec *r,
                                         const rv_dir_conf *conf)
 {

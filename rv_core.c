@@ -271,10 +271,10 @@ int rv_digest(const void *data, apr_size_t len,
  * "slots"); two open-addressing tables of entry numbers (entry + 1, 0 for
  * empty) index them by digest and by NAME.  Beside each entry number, the
  * digest table keeps a 32-bit tag of that entry's digest, so that a probe
- * reads the entry itself only when the tags agree (see find_slot).  The arrays live in a subpool
- * of their own that is replaced when they grow, so outgrown arrays go back
- * to the allocator instead of staying in the config pool: 10,000 tokens
- * take about 1 MiB. */
+ * reads the entry itself only when the tags agree (see find_slot).  The
+ * arrays live in a subpool of their own that is replaced when they grow,
+ * so outgrown arrays go back to the allocator instead of staying in the
+ * config pool: 10,000 tokens take about 1 MiB. */
 typedef struct {
     unsigned char digest[RV_DIGEST_LEN];
     const char *name;

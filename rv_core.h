@@ -68,7 +68,8 @@ rv_presence rv_parse_vtoken(const char *value, const char **tok,
  * (call it at startup, and rv_digest_term() when unloading); a process that
  * keeps its threads (an httpd child) calls rv_digest_cache_per_thread() once
  * so that rv_digest() keeps its contexts per thread (one initialised for
- * SHA-256, copied for each digest) instead of allocating one per call.  Each returns 1 on success, 0 on failure. */
+ * SHA-256, copied for each digest) instead of allocating one per call.
+ * Each returns 1 on success, 0 on failure. */
 int rv_digest_init(void);
 void rv_digest_term(void);
 int rv_digest_cache_per_thread(void);
@@ -136,10 +137,10 @@ rv_outcome rv_check_token_slot(const rv_tokenset *s, const char *tok,
  * from a verified request?  checked: the request was just accepted by a
  * check that read this header (RedoxTokenHeaders both, bearer or any), so
  * a Bearer there is the accepted token: its scheme decides, its token is
- * neither read nor digested again.  Otherwise a well-formed Bearer's token is digested, once, and
- * looked up in constant time.  Anything else (no header, another scheme,
- * a malformed Bearer, a token not in the set such as an OAuth 2.0 access
- * token) is not ours: 0. */
+ * neither read nor digested again.  Otherwise a well-formed Bearer's token
+ * is digested, once, and looked up in constant time.  Anything else (no
+ * header, another scheme, a malformed Bearer, a token not in the set such
+ * as an OAuth 2.0 access token) is not ours: 0. */
 int rv_bearer_is_ours(const rv_tokenset *s, const char *authorization,
                       int checked);
 

@@ -24,7 +24,6 @@ an error) and writes bench/out/native.json and native.md.
 """
 
 import argparse
-import http.client
 import json
 import os
 import queue
@@ -138,23 +137,22 @@ def make_server(kind, tokens, tok1):
     return h
 
 
-def child_of(pid, timeout=30):
+def child_of(srv):
     """The one child of the httpd parent, once it has started its threads
     (the listener last)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        # the parent is single-threaded: its one task's children are all
-        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
-            kids = [int(k) for k in f.read().split()]
-        if len(kids) == 1:
-            try:
-                if len(os.listdir('/proc/%d/task' % kids[0])) >= 6:
-                    return kids[0]
-            except OSError:
-                pass
-        time.sleep(0.05)
-    raise RuntimeError('native: httpd %d has no single child with its '
-                       'threads' % pid)
+    def started():
+        kids = srv.children()
+        try:
+            return len(kids) == 1 and len(
+                os.listdir('/proc/%d/task' % kids[0])) >= 6 and kids[0]
+        except OSError:
+            return None
+
+    child = rvhttpd.wait_until(started)
+    if not child:
+        raise RuntimeError('native: httpd %d has no single child with its '
+                           'threads' % srv.pid())
+    return child
 
 
 def text_mapping(pid, path):
@@ -305,9 +303,8 @@ def breakdown(hist, maps, requests):
 # a scenario
 
 def send(conn, sc, headers):
-    conn.request('GET', sc['path'], headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
+    resp = conn.send('GET', sc['path'], headers=headers)
+    data = resp.body
     if resp.status != sc['status']:
         raise RuntimeError('native: %s: GET %s gave %d, expected %d: %r'
                            % (sc['key'], sc['path'], resp.status,
@@ -318,7 +315,7 @@ def send(conn, sc, headers):
 
 
 def measure(sc, srv, child, tracer, p):
-    conn = http.client.HTTPConnection('127.0.0.1', srv.port, timeout=300)
+    conn = rvhttpd.KeepAlive(srv.port, timeout=300)
     try:
         for _ in range(p['warmup']):
             send(conn, sc, sc['headers'])
@@ -452,11 +449,10 @@ def run(quick=False):
             servers[kind].start()
         for kind in kinds:
             srv = servers[kind]
-            child = child_of(srv.pid())
+            child = child_of(srv)
             # first requests outside the tracer: every thread started,
             # the caches filled
-            conn = http.client.HTTPConnection('127.0.0.1', srv.port,
-                                              timeout=60)
+            conn = rvhttpd.KeepAlive(srv.port, timeout=60)
             for sc in scen:
                 if sc['server'] == kind:
                     send(conn, sc, sc['headers'])

@@ -264,30 +264,18 @@ def inherited(backend):
     """RedoxVerify On in the main server only, and two VirtualHosts with no
     directive of this module: each inherits the verified scope and must
     count under its own label, not share one record with the main server."""
-    tok = new_token()
-    h = rvhttpd.Httpd("metrics-inherited", nports=3, allowed=rvmetrics.ALLOWED)
-    h.backend = backend
-    h.write_conf("""
-<Location /metrics>
-    SetHandler redox-verify-metrics
-    Require ip 127.0.0.1
-</Location>
-<Location /redox/>
-    RedoxVerify On
-    RedoxVerificationToken prod {tok}
-    ProxyPass http://127.0.0.1:{bp}/m/
-</Location>
-<VirtualHost 127.0.0.1:{p1}>
-    ServerName c.test
-</VirtualHost>
-<VirtualHost 127.0.0.1:{p2}>
-    ServerName d.test
-</VirtualHost>
-""".format(tok=tok, bp=backend.port, p1=h.ports[1], p2=h.ports[2]))
-    h.tok = tok
-    h.start()
-    yield h
-    h.stop()
+    T["inherited"] = new_token()
+
+    def conf(h):
+        return "".join([
+            rvhttpd.METRICS_LOCATION,
+            rvhttpd.verified("/redox/", {"prod": T["inherited"]},
+                             proxy=(backend.port, "/m/")),
+            rvhttpd.vhost(h.ports[1], "c.test"),
+            rvhttpd.vhost(h.ports[2], "d.test")])
+
+    yield from rvhttpd.serving("metrics-inherited", conf, backend, nports=3,
+                               allowed=rvmetrics.ALLOWED)
 
 
 def test_rv_metrics_format_inherited_scope_counted_per_vhost(inherited):
@@ -299,7 +287,7 @@ def test_rv_metrics_format_inherited_scope_counted_per_vhost(inherited):
     for port, n in zip(h.ports, (1, 2, 3)):
         for _ in range(n):
             assert h.request("/redox/x", port=port).status == 401
-    r = h.request("/redox/x", port=h.ports[1], headers=both(h.tok))
+    r = h.request("/redox/x", port=h.ports[1], headers=both(T["inherited"]))
     assert r.status == 200 and len(r.backend_requests) == 1
     after = rvmetrics.counts(h)
     diff = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}

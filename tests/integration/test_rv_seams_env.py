@@ -45,9 +45,7 @@ def srv():
     </Directory>
 </VirtualHost>
 """.format(port=h.port, root=h.root, **T))
-    h.start()
-    yield h
-    h.stop()
+    yield from h.serve()
 
 
 @pytest.mark.parametrize("start,hops", [("/v/env.cgi", 0), ("/hop/three.cgi", 1),
